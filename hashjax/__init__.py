@@ -1,0 +1,1 @@
+"""hashjax: learning to hash in JAX/Flax."""

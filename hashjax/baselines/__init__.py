@@ -1,0 +1,1 @@
+"""Shallow hashing baselines: no training loop, same evaluation."""

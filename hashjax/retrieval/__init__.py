@@ -1,0 +1,1 @@
+"""Retrieval engine: bit-packed codes, Hamming distances in XLA, retrieval metrics."""
