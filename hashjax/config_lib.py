@@ -1,0 +1,88 @@
+"""The config schema every method shares, argument parsing for `configs/<method>.py:arg`, and checks.
+
+Config files call `base_config()` and change what their method needs; with `lock_config=True` in
+`main.py`, an override of a key that is not in the schema fails at once.
+"""
+
+from __future__ import annotations
+
+import ml_collections as mlc
+
+from hashjax import methods
+from hashjax import models
+from hashjax import optim
+from hashjax.data import augment
+from hashjax.data import protocols
+from hashjax.data import sources
+
+
+def parse_arg(arg: str | None, **defaults):
+  """big_vision's idiom: 'bits=48,dataset=cifar10,quick' -> ConfigDict with typed defaults.
+
+  A bare name sets a boolean flag; a key that is not among `defaults` fails listing the valid ones.
+  """
+  out = mlc.ConfigDict(defaults)
+  for part in filter(None, (arg or '').split(',')):
+    key, _, value = part.partition('=')
+    if key not in defaults:
+      raise ValueError(f'unknown config argument {key!r}; valid: {", ".join(sorted(defaults))}')
+    if not _:
+      out[key] = True
+      continue
+    kind = type(defaults[key])
+    out[key] = value.lower() in ('1', 'true', 'yes') if kind is bool else kind(value) if defaults[key] is not None else value
+  return out
+
+
+def base_config() -> mlc.ConfigDict:
+  c = mlc.ConfigDict()
+  c.method = 'dsh'
+  c.bits = 48
+  c.seed = 0
+  c.dataset = mlc.ConfigDict(dict(name='digits', protocol='full', split_seed=0, data_dir='',
+                                  protocol_args=mlc.ConfigDict()))
+  c.image_size = 0            # 0: native size; else resize (on device) to image_size x image_size
+  c.augment = 'none'
+  c.model = mlc.ConfigDict(dict(name='dsh_net', dtype='float32'))
+  c.loss = mlc.ConfigDict()   # the method's own hyperparameters
+  c.batch_size = 200
+  c.num_epochs = 10
+  c.num_steps = 0             # > 0 overrides num_epochs
+  c.optimizer = mlc.ConfigDict(dict(name='sgd', lr=1e-3, momentum=0.9, weight_decay=0.0, schedule='constant',
+                                    warmup_steps=0, decay_epochs=(), decay_factor=0.1, end_lr=0.0,
+                                    grad_clip_norm=0.0, nesterov=False))
+  c.eval = mlc.ConfigDict(dict(every_steps=0, batch_size=1000, topk=(1000,), radius=2, pn=(100, 1000),
+                               ties='stable'))
+  c.checkpoint = mlc.ConfigDict(dict(every_steps=1000, keep=3))
+  c.log_every_steps = 50
+  c.init_from = ''            # another run's workdir: start from its parameters
+  c.num_devices = 0           # 0: every device of every process
+  return c
+
+
+def validate(c) -> None:
+  """Fails early, naming the bad value and the valid choices."""
+  methods.get(c.method)
+  if c.model.name not in models.MODELS:
+    raise ValueError(f'unknown model {c.model.name!r}; valid names: {", ".join(sorted(models.MODELS))}')
+  if c.dataset.name not in sources.SOURCES:
+    raise ValueError(f'unknown dataset {c.dataset.name!r}; valid names: {", ".join(sorted(sources.SOURCES))}')
+  if c.dataset.protocol not in protocols.RECIPES:
+    raise ValueError(f'unknown protocol {c.dataset.protocol!r}; valid names: {", ".join(sorted(protocols.RECIPES))}')
+  augment.get(c.augment)
+  if c.optimizer.name not in optim.OPTIMIZERS:
+    raise ValueError(f'unknown optimizer {c.optimizer.name!r}; valid names: {", ".join(optim.OPTIMIZERS)}')
+  if not isinstance(c.bits, int) or c.bits <= 0:
+    raise ValueError(f'bits must be a positive integer (the code length), got {c.bits!r}')
+  for key in ('batch_size', 'log_every_steps'):
+    if c[key] <= 0:
+      raise ValueError(f'{key} must be positive, got {c[key]}')
+  if c.num_steps <= 0 and c.num_epochs <= 0:
+    raise ValueError('set num_epochs or num_steps to a positive number')
+  if c.eval.ties not in ('stable', 'numpy', 'expected'):
+    raise ValueError(f'eval.ties must be stable, numpy or expected, got {c.eval.ties!r}')
+
+
+def checkpoint_meta(c) -> dict:
+  """What a checkpoint must agree with to be resumed by this config."""
+  return {'method': c.method, 'model': c.model.name, 'bits': c.bits}

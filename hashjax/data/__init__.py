@@ -1,0 +1,4 @@
+"""Data: sources (tfds / IDX files / scikit-learn digits), retrieval protocols, batching, augmentation.
+
+This package is the only place that talks to grain and tensorflow-datasets.
+"""

@@ -1,0 +1,107 @@
+"""Retrieval protocols as data: named recipes that split a dataset into train / query / database.
+
+Every recipe returns index arrays into a pool (the concatenation of the dataset's splits, in
+the order given by `Source.splits`), so the same recipe + seed always gives the same sets and the
+sets can be written next to a run. See ../shared/reference/evaluation.md §3 for where each comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from hashjax.data import sources as sources_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  name: str
+  images: np.ndarray  # the pool, uint8 (N, H, W, C)
+  labels: np.ndarray  # (N,) class ids or (N, C) multi-hot
+  num_classes: int
+  train: np.ndarray   # indices into the pool
+  query: np.ndarray
+  database: np.ndarray
+  seed: int
+  description: str
+  origin: str = ''
+
+  def summary(self) -> dict:
+    return {'protocol': self.name, 'seed': self.seed, 'train': len(self.train),
+            'query': len(self.query), 'database': len(self.database), 'description': self.description}
+
+
+def _pool(source: sources_lib.Source) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+  """Concatenates the splits; returns images, labels and each split's pool indices."""
+  images, labels, ranges, start = [], [], {}, 0
+  for name, split in source.splits.items():
+    images.append(split.images)
+    labels.append(split.labels)
+    ranges[name] = np.arange(start, start + len(split.images))
+    start += len(split.images)
+  return np.concatenate(images), np.concatenate(labels), ranges
+
+
+def _require(ranges, *names):
+  for n in names:
+    if n not in ranges:
+      raise ValueError(f'protocol needs a {n!r} split; this dataset has {sorted(ranges)}')
+
+
+def full(source, seed, **unused):
+  """Test queries against the training set as database (CIFAR-10 'full', DCWH, Fashion-MNIST 10k vs 60k)."""
+  del unused
+  images, labels, r = _pool(source)
+  _require(r, 'train', 'test')
+  return images, labels, r['train'], r['test'], r['train'], 'query = test split, database = train = train split'
+
+
+def test_vs_test(source, seed, **unused):
+  """DSH's protocol: the test split is both query and database (each query also retrieves itself)."""
+  del unused
+  images, labels, r = _pool(source)
+  _require(r, 'train', 'test')
+  return images, labels, r['train'], r['test'], r['test'], 'query = database = test split (self-matches included); train = train split'
+
+
+def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_database=False, **unused):
+  """DPSH-style: pool all splits; per class draw query_per_class queries and train_per_class training
+  images; the database is the rest (train_in_database=True puts the training images back in, as CIMON)."""
+  del unused
+  images, labels, _ = _pool(source)
+  if labels.ndim != 1:
+    raise ValueError('per_class protocol needs single-label data')
+  rng = np.random.default_rng(seed)
+  query, train = [], []
+  for c in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == c))
+    if len(members) < query_per_class + train_per_class:
+      raise ValueError(f'class {c} has {len(members)} images, fewer than '
+                       f'query_per_class + train_per_class = {query_per_class + train_per_class}')
+    query.append(members[:query_per_class])
+    train.append(members[query_per_class:query_per_class + train_per_class])
+  query, train = np.sort(np.concatenate(query)), np.sort(np.concatenate(train))
+  database = np.setdiff1d(np.arange(len(labels)), query if train_in_database else np.union1d(query, train))
+  desc = (f'pool all splits; {query_per_class}/class query, {train_per_class}/class train, database = '
+          + ('all non-query images (train included)' if train_in_database else 'the rest (train excluded)'))
+  return images, labels, train, query, database, desc
+
+
+RECIPES = {
+    'full': full,
+    'test_vs_test': test_vs_test,
+    'per_class': per_class,
+    # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
+    'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
+    # CIMON / DistillHash: 1000/class query, 500/class train, database = all 50k non-query images.
+    'cimon': functools.partial(per_class, query_per_class=1000, train_per_class=500, train_in_database=True),
+}
+
+
+def build(source: sources_lib.Source, name: str, seed: int = 0, **kwargs) -> Protocol:
+  if name not in RECIPES:
+    raise ValueError(f'unknown protocol {name!r}; valid names: {", ".join(sorted(RECIPES))}')
+  images, labels, train, query, database, desc = RECIPES[name](source, seed, **kwargs)
+  return Protocol(name, images, labels, source.num_classes, train, query, database, seed, desc, source.origin)

@@ -1,0 +1,34 @@
+"""Hashing methods by name.
+
+A method is a pure loss `loss_fn(params, batch, rng, *, forward, config) -> (loss, metrics)`
+(the trainer binds `forward` and the method's config, leaving `(params, batch, rng)`), plus how
+its network outputs become codes. Each method's loss lives in `hashjax/methods/<method>.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+
+from hashjax.methods import dsh
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  loss_fn: Callable
+  # Network output -> real-valued codes whose sign (>= 0 -> bit 1) is the hash code.
+  to_codes: Callable[[jax.Array], jax.Array] = lambda outputs: outputs
+  supervised: bool = True
+
+
+METHODS: dict[str, Method] = {
+    'dsh': Method(dsh.loss_fn),
+}
+
+
+def get(name: str) -> Method:
+  if name not in METHODS:
+    raise ValueError(f'unknown method {name!r}; valid names: {", ".join(sorted(METHODS))}')
+  return METHODS[name]

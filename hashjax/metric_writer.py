@@ -1,0 +1,80 @@
+"""Metric writing: the only module that talks to TensorBoard (tensorboardX) and the progress bar.
+
+Process 0 appends one JSON object per logged step to `metrics.jsonl` and writes the same scalars
+as TensorBoard event files under `tensorboard/`; other processes write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+import tqdm
+
+
+def _plain(value):
+  value = np.asarray(value)
+  return value.item() if value.size == 1 else value.tolist()
+
+
+def _tb_name(key: str) -> str:
+  """TensorBoard tag for a metric name ('mAP@1000' -> 'mAP_at_1000', 'P@H<=2' -> 'P_at_H_le_2')."""
+  return key.replace('@', '_at_').replace('<=', '_le_')
+
+
+class MetricWriter:
+  def __init__(self, workdir: str, *, total_steps: int, initial_step: int, batch_size: int):
+    self.enabled = jax.process_index() == 0
+    self.batch_size = batch_size
+    self.jsonl = self.tb = self.bar = None
+    if not self.enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit='step', dynamic_ncols=True,
+                         file=sys.stderr, disable=None, mininterval=1.0)
+    self._last = (initial_step, time.perf_counter())
+
+  def write(self, step: int, metrics: dict, prefix: str = 'train'):
+    """Logs scalars (and small lists) at `step`; returns them as Python numbers."""
+    plain = {k: _plain(v) for k, v in metrics.items()}
+    if not self.enabled:
+      return plain
+    self.jsonl.write(json.dumps({'step': step, 'split': prefix, 'time': time.time(), **plain}) + '\n')
+    self.jsonl.flush()
+    for k, v in plain.items():
+      if isinstance(v, (int, float)) and math.isfinite(v):
+        self.tb.add_scalar(f'{prefix}/{_tb_name(k)}', v, step)
+    return plain
+
+  def progress(self, step: int, loss: float | None = None):
+    """Advances the bar to `step`, showing throughput (images/s) and the latest loss."""
+    if not self.enabled:
+      return
+    last_step, last_time = self._last
+    now = time.perf_counter()
+    postfix = {}
+    if step > last_step:
+      postfix['img/s'] = f'{(step - last_step) * self.batch_size / max(now - last_time, 1e-9):.0f}'
+      self._last = (step, now)
+    if loss is not None:
+      postfix['loss'] = f'{loss:.4f}'
+    self.bar.set_postfix(postfix, refresh=False)
+    self.bar.update(step - self.bar.n)
+
+  def message(self, text: str):
+    if self.enabled:
+      (self.bar.write if self.bar is not None else print)(text)
+
+  def close(self):
+    if self.enabled:
+      self.bar.close()
+      self.tb.close()
+      self.jsonl.close()

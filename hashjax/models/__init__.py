@@ -1,0 +1,41 @@
+"""Models by name. `build(config, image_shape, rng)` returns (graphdef, params) for pure use.
+
+Networks are Flax NNX modules; training code keeps only their parameters as a plain nested
+dict and rebuilds the module inside jit with `nnx.merge` (see `forward`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from hashjax.models import dsh_net
+
+MODELS: dict[str, Callable[..., nnx.Module]] = {
+    'dsh_net': dsh_net.DSHNet,
+}
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array):
+  """Returns (graphdef, params) of the network named by `config.name` (other keys are its kwargs)."""
+  kwargs = dict(config)
+  name = kwargs.pop('name')
+  if name not in MODELS:
+    raise ValueError(f'unknown model {name!r}; valid names: {", ".join(sorted(MODELS))}')
+  dtype = kwargs.pop('dtype', 'float32')
+  if dtype not in DTYPES:
+    raise ValueError(f'unknown model.dtype {dtype!r}; valid: {", ".join(DTYPES)}')
+  model = MODELS[name](bits, image_shape, dtype=DTYPES[dtype], rngs=nnx.Rngs(params=rng), **kwargs)
+  graphdef, params = nnx.split(model, nnx.Param)
+  return graphdef, nnx.to_pure_dict(params)
+
+
+def make_forward(graphdef):
+  """forward(params, images, *, train, rng) -> network outputs, a pure function of its arguments."""
+  def forward(params, images, *, train: bool, rng: jax.Array | None = None):
+    return nnx.merge(graphdef, params)(images, train=train, rng=rng)
+  return forward

@@ -1,0 +1,104 @@
+"""Retrieval metrics of packed binary codes (Hamming ranking).
+
+Definitions (notation of shared/reference/evaluation.md): pi = database ranked
+by ascending Hamming distance (tie order: ``ties``, see ``per_query``);
+rel_k = relevance of the item at rank k; P@k = (1/k) sum_{i<=k} rel_i.
+
+  mAP       mean over queries of AP@all = sum_k P@k rel_k / R_q, R_q = #relevant.
+  mAP@K     AP@K = sum_{k<=K} P@k rel_k / sum_{k<=K} rel_k (hashing convention:
+            normalised by the relevant items inside the top K; 0 if none).
+            K > database size means K = database size.
+  P@H<=r    |S ∩ Rel| / |S|, S = {j : d(q, j) <= r}; an empty ball scores 0.
+  R@H<=r    |S ∩ Rel| / R_q.
+  P@N       (1/N) sum_{i<=min(N, n_db)} rel_i.
+
+``zero_relevant``: with "zero" every query counts (a zero denominator gives 0);
+with "drop" a query is left out of a metric's mean when that metric's
+relevant-item normaliser is 0: R_q for mAP and R@H<=r, the hits in the top K for
+mAP@K (as thuml/DeepHash ``get_mAPs``). Precision metrics keep every query. A
+mean over no query is NaN.
+"""
+
+import numpy as np
+
+from hashjax.retrieval import validate
+from hashjax.retrieval.per_query import per_query_stats
+
+TIES = ("stable", "numpy", "expected")
+
+
+def _as_tuple(x) -> tuple:
+  if x is None:
+    return ()
+  if isinstance(x, (int, np.integer)):
+    return (int(x),)
+  return tuple(int(v) for v in x)
+
+
+def _mean(values: np.ndarray, keep: np.ndarray | None) -> float:
+  values = np.asarray(values, np.float64)
+  values = values if keep is None else values[keep]
+  return float(np.mean(values)) if len(values) else float("nan")
+
+
+def check_inputs(query_codes, query_labels, db_codes, db_labels, bits: int):
+  """Validates and converts; returns (qc, ql, dc, dl) as NumPy arrays."""
+  if not isinstance(bits, (int, np.integer)) or bits < 1:
+    raise ValueError(f"bits must be a positive int, got {bits!r}")
+  qc = validate.check_packed(query_codes, "query_codes", bits)
+  dc = validate.check_packed(db_codes, "db_codes", bits)
+  ql = validate.check_labels(query_labels, "query_labels", len(qc))
+  dl = validate.check_labels(db_labels, "db_labels", len(dc))
+  validate.check_pair(ql, dl)
+  return qc, ql, dc, dl
+
+
+def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
+                      bits: int, topk=(), radius: int = 2, pn=(),
+                      ties: str = "stable", zero_relevant: str = "zero",
+                      query_chunk: int | None = None) -> dict[str, float]:
+  """Hamming-ranking metrics of packed uint32 codes (definitions: module doc).
+
+  Returns {"mAP", "mAP@K" per K in topk, "P@H<=r", "R@H<=r", "P@N" per N in pn}.
+  ties="expected" gives expected mAP@all and P@N; it has no mAP@K.
+  """
+  qc, ql, dc, dl = check_inputs(query_codes, query_labels, db_codes, db_labels,
+                                bits)
+  ks, pns = _as_tuple(topk), _as_tuple(pn)
+  if any(k < 1 for k in ks + pns):
+    raise ValueError(f"topk and pn must be >= 1, got {ks} and {pns}")
+  if not isinstance(radius, (int, np.integer)) or radius < 0:
+    raise ValueError(f"radius must be an int >= 0, got {radius!r}")
+  if ties not in TIES:
+    raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+  if ties == "expected" and ks:
+    raise ValueError("ties='expected' gives mAP@all only; use topk=() or "
+                     "another tie mode")
+  if zero_relevant not in ("zero", "drop"):
+    raise ValueError(f"zero_relevant must be 'zero' or 'drop', got "
+                     f"{zero_relevant!r}")
+  if query_chunk is not None and query_chunk < 1:
+    raise ValueError(f"query_chunk must be >= 1, got {query_chunk}")
+
+  s = per_query_stats(qc, ql, dc, dl, bits=bits, ks=ks, pns=pns, radius=radius,
+                      ties=ties, chunk=query_chunk)
+  drop = zero_relevant == "drop"
+  has_rel = s["n_rel"] > 0
+  out = {"mAP": _mean(s["ap"], has_rel if drop else None)}
+  for k in ks:
+    out[f"mAP@{k}"] = _mean(s[f"ap@{k}"], s[f"n_rel@{k}"] > 0 if drop else None)
+  ball, ball_rel = s["ball"], s["ball_rel"]
+  out[f"P@H<={radius}"] = _mean(ball_rel / np.maximum(ball, 1), None)
+  out[f"R@H<={radius}"] = _mean(ball_rel / np.maximum(s["n_rel"], 1),
+                                has_rel if drop else None)
+  for m in pns:
+    out[f"P@{m}"] = _mean(s[f"p@{m}"], None)
+  return out
+
+
+def mean_average_precision(query_codes, query_labels, db_codes, db_labels, *,
+                           bits: int, topk: int | None = None, **kw) -> float:
+  """mAP@all (topk=None) or mAP@topk; keyword args as ``retrieval_metrics``."""
+  m = retrieval_metrics(query_codes, query_labels, db_codes, db_labels,
+                        bits=bits, topk=() if topk is None else (topk,), **kw)
+  return m["mAP" if topk is None else f"mAP@{topk}"]

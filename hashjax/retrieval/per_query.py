@@ -1,0 +1,170 @@
+"""Per-query retrieval statistics, computed in XLA over chunks of queries.
+
+Ranking: database items sorted by ascending Hamming distance; ties broken by
+  * "stable": lower database index first (deterministic);
+  * "numpy": the order of host ``np.argsort(d.astype(float32), axis=-1)``
+    (default quicksort, not stable), i.e. what DeepHash-pytorch's per-query
+    ``np.argsort`` of float32 ``0.5 * (K - B1 @ B2.T)`` gives;
+  * "expected": no order; statistics are expectations over a uniformly random
+    order inside each equal-distance bucket, from per-distance counts.
+
+Relevance: rel(q, j) = 1[y_q == y_j] for (n,) class ids, 1[y_q . y_j > 0] for
+(n, C) multi-hot labels (share at least one label).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from hashjax.retrieval import expected
+from hashjax.retrieval.hamming import hamming_block
+
+
+def relevance(q_labels, db_labels) -> jnp.ndarray:
+  """(nq, ndb) bool; labels as returned by ``validate.check_labels``."""
+  if q_labels.ndim == 1:
+    return q_labels[:, None] == db_labels[None, :]
+  return jnp.dot(q_labels, db_labels.T, preferred_element_type=jnp.float32) > 0
+
+
+def _stable_sorted_relevance(d, rel, bits: int) -> jnp.ndarray:
+  """Relevance in (distance, index) order, int32 (cq, ndb)."""
+  n = d.shape[1]
+  if 2 * (bits + 1) * n < 2**31:
+    # One int32 key sort (faster than a two-operand stable sort on CPU):
+    # key = (d * n + index) * 2 + rel is unique, so any sort is stable.
+    idx = lax.broadcasted_iota(jnp.int32, d.shape, 1)
+    key = (d * n + idx) * 2 + rel.astype(jnp.int32)
+    return lax.sort(key, dimension=1) & 1
+  return lax.sort((d, rel.astype(jnp.int32)), dimension=1, is_stable=True,
+                  num_keys=1)[1]
+
+
+def _ranked_stats(rs, ks, pns) -> dict:
+  """AP@all, AP@K, P@N from relevance in ranked order rs (cq, n) int32.
+
+  AP@K = sum_{k<=K} P@k rel_k / sum_{k<=K} rel_k (0 if no hit in the top K);
+  P@k = cum_k / k. P@N = cum_min(N, n) / N.
+  """
+  n = rs.shape[1]
+  cum = jnp.cumsum(rs, axis=1)
+  prec = cum.astype(jnp.float32) / jnp.arange(1, n + 1, dtype=jnp.float32)
+  contrib = jnp.where(rs > 0, prec, 0.0)
+  tot = cum[:, -1]
+  out = {"ap": jnp.sum(contrib, axis=1) / jnp.maximum(tot, 1), "n_rel": tot}
+  for k in ks:
+    kc = min(k, n)
+    hits = cum[:, kc - 1]
+    out[f"ap@{k}"] = jnp.sum(contrib[:, :kc], axis=1) / jnp.maximum(hits, 1)
+    out[f"n_rel@{k}"] = hits
+  for m in pns:
+    out[f"p@{m}"] = cum[:, min(m, n) - 1].astype(jnp.float32) / m
+  return out
+
+
+def _ball_stats(d, rel, radius: int) -> dict:
+  ball = d <= radius
+  return {"ball": jnp.sum(ball, axis=1, dtype=jnp.int32),
+          "ball_rel": jnp.sum(ball & rel, axis=1, dtype=jnp.int32)}
+
+
+def _histograms(d, rel, bits: int) -> dict:
+  """Per-distance counts (cq, bits + 1) of all and relevant items."""
+  cq = d.shape[0]
+  key = d * 2 + rel.astype(jnp.int32)
+  rows = lax.broadcasted_iota(jnp.int32, d.shape, 0)
+  h = jnp.zeros((cq, 2 * (bits + 1)), jnp.int32).at[rows, key].add(1)
+  return {"hist_all": h[:, 0::2] + h[:, 1::2], "hist_rel": h[:, 1::2]}
+
+
+def _map_chunks(fn, q_packed, q_labels, chunk: int):
+  """lax.map of fn over query chunks (queries padded to a multiple)."""
+  nq = q_packed.shape[0]
+  nc = -(-nq // chunk)
+  pad = nc * chunk - nq
+
+  def split(x):
+    x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1))
+    return x.reshape((nc, chunk) + x.shape[1:])
+
+  out = lax.map(lambda a: fn(*a), (split(q_packed), split(q_labels)))
+  return {k: v.reshape((nc * chunk,) + v.shape[2:])[:nq] for k, v in out.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("bits", "ks", "pns", "radius",
+                                             "chunk", "mode"))
+def _xla_stats(q_packed, q_labels, db_packed, db_labels, *, bits, ks, pns,
+               radius, chunk, mode):
+  def one(qp, ql):
+    d = hamming_block(qp, db_packed)
+    rel = relevance(ql, db_labels)
+    if mode == "expected":
+      return _histograms(d, rel, bits)
+    out = _ball_stats(d, rel, radius)
+    out.update(_ranked_stats(_stable_sorted_relevance(d, rel, bits), ks, pns))
+    return out
+
+  return _map_chunks(one, q_packed, q_labels, chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("radius",))
+def _dist_rel(q_packed, q_labels, db_packed, db_labels, *, radius):
+  d = hamming_block(q_packed, db_packed)
+  rel = relevance(q_labels, db_labels)
+  return d, rel, _ball_stats(d, rel, radius)
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "pns"))
+def _gather_ranked(rel, order, *, ks, pns):
+  rs = jnp.take_along_axis(rel, order, axis=1).astype(jnp.int32)
+  return _ranked_stats(rs, ks, pns)
+
+
+def _numpy_stats(q_packed, q_labels, db_packed, db_labels, *, ks, pns, radius,
+                 chunk):
+  """Host np.argsort per chunk (bit-compatible with per-row np.argsort)."""
+  outs = []
+  for s in range(0, q_packed.shape[0], chunk):
+    d, rel, out = _dist_rel(q_packed[s:s + chunk], q_labels[s:s + chunk],
+                            db_packed, db_labels, radius=radius)
+    order = np.argsort(np.asarray(d).astype(np.float32), axis=1)
+    out.update(_gather_ranked(rel, order.astype(np.int32), ks=ks, pns=pns))
+    outs.append({k: np.asarray(v) for k, v in out.items()})
+  return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+
+def default_chunk(nq: int, ndb: int) -> int:
+  # ~16M (query, item) pairs per chunk: a few 64 MiB int32 buffers.
+  return int(max(1, min(nq, 1024, 2**24 // max(ndb, 1))))
+
+
+def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
+                    ks=(), pns=(), radius: int = 2, ties: str = "stable",
+                    chunk: int | None = None) -> dict:
+  """Per-query arrays (nq,): 'ap', 'n_rel', 'ap@K', 'n_rel@K', 'p@N',
+  'ball', 'ball_rel' (and 'hist_all'/'hist_rel' for ties='expected').
+
+  Inputs must already be validated (``validate.check_*``).
+  """
+  chunk = chunk or default_chunk(len(q_packed), len(db_packed))
+  ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)
+  if ties == "numpy":
+    return _numpy_stats(q_packed, q_labels, db_packed, db_labels, ks=ks,
+                        pns=pns, radius=radius, chunk=chunk)
+  if ties not in ("stable", "expected"):
+    raise ValueError(f"ties must be 'stable', 'numpy' or 'expected', got {ties!r}")
+  out = _xla_stats(q_packed, q_labels, db_packed, db_labels, bits=bits, ks=ks,
+                   pns=pns, radius=radius, chunk=chunk, mode=ties)
+  out = {k: np.asarray(v) for k, v in out.items()}
+  if ties == "expected":
+    n, r = out["hist_all"], out["hist_rel"]
+    out["ap"] = expected.expected_ap(n, r)
+    out["n_rel"] = r.sum(axis=1)
+    out["ball"] = n[:, :radius + 1].sum(axis=1)
+    out["ball_rel"] = r[:, :radius + 1].sum(axis=1)
+    for m in pns:
+      out[f"p@{m}"] = expected.expected_precision_at(n, r, m)
+  return out

@@ -1,0 +1,204 @@
+"""Training and evaluation loop (a library: no flags; `main.py` and the tests call it).
+
+    train_and_evaluate(config, workdir) -> final metrics
+
+Builds data, mesh, model and optimizer from the config, resumes from the workdir's latest
+checkpoint if there is one, trains with one jitted sharded step, evaluates retrieval
+periodically and at the end, checkpoints, and writes metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from hashjax import checkpoint as checkpoint_lib
+from hashjax import config_lib
+from hashjax import evaluator
+from hashjax import metric_writer
+from hashjax import methods
+from hashjax import models
+from hashjax import optim
+from hashjax import sharding
+from hashjax import train_step as train_step_lib
+from hashjax.data import pipeline
+from hashjax.data import protocols
+from hashjax.data import sources
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def load_protocol(config) -> protocols.Protocol:
+  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None)
+  return protocols.build(source, config.dataset.protocol, seed=config.dataset.split_seed,
+                         **dict(config.dataset.get('protocol_args') or {}))
+
+
+def image_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std in [0, 1] units, from (a sample of) the training images."""
+  sample = images[:: max(1, len(images) // 10000)].astype(np.float32) / 255.0
+  return sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)) + 1e-6
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop polls, so the run can checkpoint and exit cleanly."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handler)
+    except ValueError:  # not the main thread (e.g. some test runners): no handler
+      self._previous = None
+    return self
+
+  def _handler(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(step: int, metrics: dict, last_ckpt: int | None):
+  bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+  if bad:
+    raise NonFiniteLossError(
+        f'non-finite training metrics at step {step}: {bad}. Nothing was saved after the last good '
+        f'checkpoint (step {last_ckpt}). Lower --config.optimizer.lr, add --config.optimizer.grad_clip_norm, '
+        f'or check the data.')
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything a training run is built from; `build(config)` makes it, the loop and tests use it."""
+  config: ml_collections.ConfigDict
+  protocol: protocols.Protocol
+  mesh: jax.sharding.Mesh
+  batches: pipeline.TrainBatches
+  state: train_step_lib.TrainState
+  step_fn: Callable
+  encode: Callable
+  total_steps: int
+  data_sharding: jax.sharding.NamedSharding
+
+  def evaluate(self, params) -> dict:
+    return evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding)
+
+
+def build(config, protocol: protocols.Protocol | None = None) -> Run:
+  config_lib.validate(config)
+  method = methods.get(config.method)
+  protocol = protocol or load_protocol(config)
+  mesh = sharding.make_mesh(config.get('num_devices') or None)
+  sharding.check_batch_size(config.batch_size, mesh)
+  data_sh, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
+
+  mean, std = image_stats(protocol.images[protocol.train])
+  h, w, c = protocol.images.shape[1:]
+  size = config.get('image_size') or None
+  image_shape = (size, size, c) if size else (h, w, c)
+  graphdef, params = models.build(config.model, config.bits, image_shape, jax.random.key(config.seed))
+  forward = models.make_forward(graphdef)
+  preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
+
+  batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, config.batch_size,
+                                  seed=config.seed)
+  total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
+  tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch)
+  state = jax.device_put(train_step_lib.create_state(params, tx, config.seed), repl)
+  state_sh = jax.tree.map(lambda _: repl, state)
+  step_fn = train_step_lib.make_train_step(
+      method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl)
+  encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
+  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  t_start = time.time()
+  run = build(config)
+  protocol, mesh, batches, state, total_steps = run.protocol, run.mesh, run.batches, run.state, run.total_steps
+  data_sh = run.data_sharding
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+    with open(os.path.join(workdir, 'protocol.json'), 'w') as f:
+      json.dump({'dataset': config.dataset.name, **protocol.summary()}, f, indent=2)
+
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
+                                     config.checkpoint.keep)
+  meta = config_lib.checkpoint_meta(config)
+  writer = metric_writer.MetricWriter(workdir, total_steps=total_steps, initial_step=0,
+                                      batch_size=config.batch_size)
+  say = writer.message
+  say(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
+      f'dataset={config.dataset.name} [{protocol.origin}] {protocol.summary()} '
+      f'devices={mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}')
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(state, meta)
+    say(f'resumed from {ckpt.directory}/{ckpt.latest_step()} (step {int(state.step)})')
+  elif config.get('init_from'):
+    loaded, from_step = checkpoint_lib.load_params(config.init_from, state.params)
+    state = state.replace(params=loaded)
+    say(f'initialised parameters from {config.init_from} (its step {from_step})')
+  start = int(state.step)
+
+  step_fn = run.step_fn
+
+  writer.progress(start)
+  last_ckpt = ckpt.latest_step()
+  preempted = False
+  with _Preemption() as preemption:
+    for step in range(start, total_steps):
+      batch = pipeline.to_global(batches[step], data_sh)
+      state, metrics = step_fn(state, batch)
+      done = step + 1
+      log_now = done % config.log_every_steps == 0 or done == total_steps
+      save_now = ckpt.manager.should_save(done) or preemption.requested or done == total_steps
+      if log_now or save_now:
+        plain = writer.write(done, {**metrics, 'epoch': done / batches.steps_per_epoch})
+        _check_finite(done, plain, last_ckpt)
+        writer.progress(done, plain['loss'])
+      if save_now:
+        ckpt.save(done, state, meta, force=True)
+        last_ckpt = done
+      if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total_steps:
+        say(f'step {done}: ' + _fmt(writer.write(done, run.evaluate(state.params), prefix='eval')))
+      if preemption.requested:
+        preempted = True
+        say(f'SIGTERM: saved checkpoint at step {done}; exiting. Rerun the same command to resume.')
+        break
+  ckpt.wait()
+
+  if preempted:
+    ckpt.close()
+    writer.close()
+    return {'preempted_at_step': int(state.step)}
+  final = writer.write(int(state.step), run.evaluate(state.params), prefix='eval')
+  final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
+      json.dump(final, f, indent=2)
+  say(f'final step {final["step"]}: {_fmt(final)} ({final["wall_seconds"]} s); workdir {workdir}')
+  ckpt.close()
+  writer.close()
+  return final
+
+
+def _fmt(metrics: dict) -> str:
+  return ' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())

@@ -1,0 +1,61 @@
+"""The training state and the one jitted, sharded train step.
+
+`make_train_step` binds a method's pure loss to the network and returns
+`step(state, batch) -> (state, metrics)`, compiled once with the state donated. The step's
+randomness is `fold_in(state.rng, state.step)`, so a resumed run draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hashjax.data import augment
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  opt_state: optax.OptState
+  rng: jax.Array  # raw uint32 key data (Orbax-friendly); wrap with jax.random.wrap_key_data
+
+
+def create_state(params, tx: optax.GradientTransformation, seed: int) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    rng=jax.random.key_data(jax.random.key(seed)))
+
+
+def make_preprocess(mean, std, image_size: int | None, augmentation: str):
+  """uint8 batch + key -> normalised float batch (augmented when `train`)."""
+  aug = augment.get(augmentation)
+  mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+  def preprocess(images, rng=None, *, train: bool):
+    x = augment.normalize(images, mean, std)
+    x = augment.resize(x, image_size)
+    return aug(x, rng) if train else x
+  return preprocess
+
+
+def make_train_step(loss_fn, forward, method_config, tx, preprocess, state_sharding, batch_sharding,
+                    metrics_sharding):
+  """Returns the jitted `step(state, batch) -> (state, metrics)`."""
+  objective = functools.partial(loss_fn, forward=forward, config=method_config)
+
+  def step(state: TrainState, batch):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    aug_rng, loss_rng = jax.random.split(rng)
+    batch = dict(batch, image=preprocess(batch['image'], aug_rng, train=True))
+    (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, loss_rng)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sharding, batch_sharding),
+                 out_shardings=(state_sharding, metrics_sharding))
