@@ -22,6 +22,7 @@ def get_config(arg=None):
   c.loss.margin = None  # None: 2 * bits, as the paper
   c.loss.alpha = 0.01
   c.model.name = 'dsh_net'
+  c.model.width = 1.0  # channel multiplier (1.0 = the paper's 32/32/64, fc 500)
   c.augment = 'crop_flip' if arg.dataset.startswith('cifar') else 'crop'
   c.batch_size = 200
   c.num_epochs = 20

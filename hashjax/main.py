@@ -6,18 +6,27 @@ This file is intentionally thin: the logic lives in hashjax.train, which tests i
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hashjax import checkpoint
+from hashjax import config_lib
 from hashjax import distributed
 from hashjax import train
+from hashjax.data import sources
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file: path/to/config.py[:arg].',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, metrics); default runs/<config>.')
+
+
+# Errors caused by the config, the data or the workdir: printed as one clear message, exit code 1.
+USER_ERRORS = (ValueError, KeyError, sources.DatasetUnavailableError, checkpoint.CheckpointError,
+               train.NonFiniteLossError)
 
 
 def default_workdir(config_path: str, config) -> str:
@@ -32,9 +41,27 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
   distributed.initialize_if_multiprocess()
   config = _CONFIG.value
-  train.train_and_evaluate(config, _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename, config))
+  workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename, config)
+  try:
+    train.train_and_evaluate(config, workdir)
+  except USER_ERRORS as e:
+    if flags.FLAGS['verbosity'].present:
+      raise
+    sys.exit(f'error: {e}\n(rerun with --verbosity=0 for the traceback)')
+
+
+def check_argv(argv):
+  """Catches a mistyped `--config.key` before absl does, with the list of valid keys."""
+  specs = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
+  specs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--config']
+  if specs:
+    try:
+      config_lib.check_override_keys(config_lib.load_config_file(specs[-1]), argv)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+      sys.exit(f'error: {e.args[0] if e.args else e}')
 
 
 if __name__ == '__main__':
   flags.mark_flag_as_required('config')
+  check_argv(sys.argv)
   app.run(main)

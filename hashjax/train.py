@@ -35,6 +35,12 @@ from hashjax.data import protocols
 from hashjax.data import sources
 
 
+# Fault injection for tests: 'STEP:SIGNAL' (e.g. '25:SIGKILL') makes the run send itself SIGNAL
+# right after STEP, so kill / preemption tests hit a known point instead of racing the loop.
+_FAULT = os.environ.get('HASHJAX_FAULT_SIGNAL_AT_STEP', '')
+_FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT.split(':')[0]), getattr(signal, _FAULT.split(':')[1])) if _FAULT else (0, None)
+
+
 class NonFiniteLossError(FloatingPointError):
   pass
 
@@ -129,75 +135,82 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains (resuming from the workdir if it holds a checkpoint), evaluates, returns the final metrics."""
   t_start = time.time()
   run = build(config)
-  protocol, mesh, batches, state, total_steps = run.protocol, run.mesh, run.batches, run.state, run.total_steps
-  data_sh = run.data_sharding
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
     with open(os.path.join(workdir, 'protocol.json'), 'w') as f:
-      json.dump({'dataset': config.dataset.name, **protocol.summary()}, f, indent=2)
-
+      json.dump({'dataset': config.dataset.name, **run.protocol.summary()}, f, indent=2)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
                                      config.checkpoint.keep)
-  meta = config_lib.checkpoint_meta(config)
-  writer = metric_writer.MetricWriter(workdir, total_steps=total_steps, initial_step=0,
+  writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, initial_step=0,
                                       batch_size=config.batch_size)
-  say = writer.message
-  say(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
-      f'dataset={config.dataset.name} [{protocol.origin}] {protocol.summary()} '
-      f'devices={mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}')
+  try:
+    state = _restore(run, ckpt, writer)
+    state, preempted = _train(run, state, ckpt, writer)
+    if preempted:
+      return {'preempted_at_step': int(state.step)}
+    final = writer.write(int(state.step), run.evaluate(state.params), prefix='eval')
+    final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
+    if jax.process_index() == 0:
+      with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
+        json.dump(final, f, indent=2)
+    writer.message(f'final step {final["step"]}: {_fmt(final)}; workdir {workdir}')
+    return final
+  finally:
+    ckpt.close()
+    writer.close()
+
+
+def _restore(run: Run, ckpt: checkpoint_lib.Checkpointer, writer) -> train_step_lib.TrainState:
+  """The state to start from: the workdir's latest checkpoint, else `init_from`'s parameters, else fresh."""
+  config, state = run.config, run.state
+  writer.message(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
+                 f'dataset={config.dataset.name} [{run.protocol.origin}] {run.protocol.summary()} '
+                 f'devices={run.mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}')
   if ckpt.latest_step() is not None:
-    state = ckpt.restore(state, meta)
-    say(f'resumed from {ckpt.directory}/{ckpt.latest_step()} (step {int(state.step)})')
+    state = ckpt.restore(state, config_lib.checkpoint_meta(config))
+    writer.message(f'resumed from {ckpt.directory}/{ckpt.latest_step()} (step {int(state.step)})')
   elif config.get('init_from'):
     loaded, from_step = checkpoint_lib.load_params(config.init_from, state.params)
     state = state.replace(params=loaded)
-    say(f'initialised parameters from {config.init_from} (its step {from_step})')
-  start = int(state.step)
+    writer.message(f'initialised parameters from {config.init_from} (its step {from_step})')
+  return state
 
-  step_fn = run.step_fn
 
-  writer.progress(start)
+def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
+  """The loop: step, log, check for NaN, checkpoint, evaluate; returns (state, preempted)."""
+  config, total = run.config, run.total_steps
+  meta = config_lib.checkpoint_meta(config)
   last_ckpt = ckpt.latest_step()
-  preempted = False
+  writer.progress(int(state.step))
   with _Preemption() as preemption:
-    for step in range(start, total_steps):
-      batch = pipeline.to_global(batches[step], data_sh)
-      state, metrics = step_fn(state, batch)
+    for step in range(int(state.step), total):
+      state, metrics = run.step_fn(state, pipeline.to_global(run.batches[step], run.data_sharding))
       done = step + 1
-      log_now = done % config.log_every_steps == 0 or done == total_steps
-      save_now = ckpt.manager.should_save(done) or preemption.requested or done == total_steps
-      if log_now or save_now:
-        plain = writer.write(done, {**metrics, 'epoch': done / batches.steps_per_epoch})
-        _check_finite(done, plain, last_ckpt)
+      if done == _FAULT_STEP:
+        os.kill(os.getpid(), _FAULT_SIGNAL)
+      save_now = ckpt.manager.should_save(done) or preemption.requested or done == total
+      if done % config.log_every_steps == 0 or save_now:
+        plain = writer.write(done, {**metrics, 'epoch': done / run.batches.steps_per_epoch})
+        _check_finite(done, plain, last_ckpt)  # before saving: never checkpoint NaN parameters
         writer.progress(done, plain['loss'])
       if save_now:
         ckpt.save(done, state, meta, force=True)
         last_ckpt = done
-      if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total_steps:
-        say(f'step {done}: ' + _fmt(writer.write(done, run.evaluate(state.params), prefix='eval')))
+      if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total:
+        writer.message(f'step {done}: ' + _fmt(writer.write(done, run.evaluate(state.params), prefix='eval')))
       if preemption.requested:
-        preempted = True
-        say(f'SIGTERM: saved checkpoint at step {done}; exiting. Rerun the same command to resume.')
-        break
+        if last_ckpt != done:  # SIGTERM arrived after this step's save decision
+          ckpt.save(done, state, meta, force=True)
+        ckpt.wait()
+        writer.message(f'SIGTERM: saved checkpoint at step {done}; exiting. Rerun the same command to resume.')
+        return state, True
   ckpt.wait()
-
-  if preempted:
-    ckpt.close()
-    writer.close()
-    return {'preempted_at_step': int(state.step)}
-  final = writer.write(int(state.step), run.evaluate(state.params), prefix='eval')
-  final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
-      json.dump(final, f, indent=2)
-  say(f'final step {final["step"]}: {_fmt(final)} ({final["wall_seconds"]} s); workdir {workdir}')
-  ckpt.close()
-  writer.close()
-  return final
+  return state, False
 
 
 def _fmt(metrics: dict) -> str:

@@ -54,7 +54,7 @@ def make_train_step(loss_fn, forward, method_config, tx, preprocess, state_shard
     (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, loss_rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+    metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sharding, batch_sharding),

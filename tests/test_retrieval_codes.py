@@ -64,6 +64,7 @@ def test_pack_jnp_matches_numpy_under_jit(bits):
   x[0, 0] = 0.0
   got = jax.jit(pack_codes_jnp)(jnp.asarray(x))
   np.testing.assert_array_equal(np.asarray(got), pack_codes(x))
+  np.testing.assert_array_equal(pack_codes(jnp.asarray(x)), pack_codes(x))
   b01 = (x > 0).astype(np.float32)
   got01 = jax.jit(pack_codes_jnp, static_argnames="binary01")(b01, binary01=True)
   np.testing.assert_array_equal(np.asarray(got01), pack_codes(b01, binary01=True))

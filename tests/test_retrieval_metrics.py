@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from hashjax.retrieval.codes import pack_codes
-from hashjax.retrieval.metrics import mean_average_precision, retrieval_metrics
+from hashjax.retrieval.metrics import (check_inputs, mean_average_precision,
+                                       retrieval_metrics)
+from hashjax.retrieval.per_query import per_query_stats
 
 
 def _relevance(ql, dl):
@@ -206,3 +208,23 @@ def test_mean_average_precision_and_validation():
     kw.update(change)
     with pytest.raises(ValueError, match=msg):
       retrieval_metrics(**kw)
+
+
+@pytest.mark.parametrize("multi", (False, True))
+def test_stable_counting_scan_equals_sort(multi):
+  rng = np.random.default_rng(11)
+  q, db = _pm1(rng, 19, 7), _pm1(rng, 300, 7)  # 8 buckets: heavy ties
+  if multi:
+    ql = (rng.random((19, 4)) < 0.3).astype(np.float32)
+    dl = (rng.random((300, 4)) < 0.3).astype(np.float32)
+  else:
+    ql, dl = rng.integers(0, 3, 19), rng.integers(0, 3, 300)
+  args = check_inputs(pack_codes(q), ql, pack_codes(db), dl, 7)
+  kw = dict(bits=7, ks=(1, 20, 500), pns=(3, 300), radius=1)
+  by_sort = per_query_stats(*args, stable_impl="sort", **kw)
+  by_count = per_query_stats(*args, stable_impl="count", lane_chunk=8, **kw)
+  assert by_sort.keys() <= by_count.keys()
+  for k in by_sort:
+    np.testing.assert_allclose(np.asarray(by_count[k], float),
+                               np.asarray(by_sort[k], float), atol=1e-6,
+                               err_msg=k)

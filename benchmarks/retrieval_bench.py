@@ -1,0 +1,138 @@
+"""Retrieval engine benchmark: hashjax vs a NumPy port of DeepHash-pytorch.
+
+  python benchmarks/retrieval_bench.py [--nq 10000] [--db 60000] [--bits 64]
+      [--ref_queries 10000] [--cases all|name,name] [--repeat 2]
+
+Synthetic single-label data (10 classes; each code = its class centre with
+every bit flipped with probability 0.25), so mAP is far from chance and
+Hamming ties are massive, as with trained codes. Every case runs in its own
+subprocess so ``ru_maxrss`` is that case's peak resident memory. Prints one
+JSON line per case. The DeepHash-pytorch loop (benchmarks/
+retrieval_dhp_reference.py) runs on the first --ref_queries queries and its
+time is scaled linearly to --nq (its cost is exactly linear in queries).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+CASES = ("ours_stable", "ours_numpy", "ours_expected", "dhp", "topk",
+         "faiss")
+
+
+def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
+  rng = np.random.default_rng(seed)
+  centres = rng.choice(np.array([-1, 1], np.int8), size=(classes, bits))
+
+  def draw(n):
+    y = rng.integers(0, classes, n)
+    x = centres[y] * np.where(rng.random((n, bits)) < flip, -1, 1).astype(np.int8)
+    return x.astype(np.int8), y
+
+  q, ql = draw(nq)
+  d, dl = draw(ndb)
+  return q, ql, d, dl
+
+
+def _timed(fn, repeat):
+  times, out = [], None
+  for _ in range(repeat):
+    t0 = time.perf_counter()
+    out = fn()
+    times.append(time.perf_counter() - t0)
+  return out, times
+
+
+def run_case(case, a):
+  import jax
+  from hashjax.retrieval.codes import pack_codes
+  from hashjax.retrieval.metrics import retrieval_metrics
+  q, ql, d, dl = make_data(a.nq, a.db, a.bits)
+  qp, dp = pack_codes(q), pack_codes(d)
+  res = {"case": case, "nq": a.nq, "db": a.db, "bits": a.bits}
+  if case.startswith("ours_"):
+    ties = case[5:]
+    topk = () if ties == "expected" else (a.topk,)
+    fn = lambda: jax.block_until_ready(retrieval_metrics(
+        qp, ql, dp, dl, bits=a.bits, topk=topk, pn=(100, 1000), ties=ties))
+    out, times = _timed(fn, a.repeat)
+    res.update(metrics=out, seconds=times,
+               note="first time includes jit compile")
+  elif case == "dhp":
+    from retrieval_dhp_reference import calc_top_map
+    n = min(a.ref_queries, a.nq)
+    qf, df = q[:n].astype(np.float32), d.astype(np.float32)
+    eye = np.eye(10, dtype=np.float32)
+    qlf, dlf = eye[ql[:n]], eye[dl]
+    for name, k in (("mAP", a.db), (f"mAP@{a.topk}", a.topk)):
+      t0 = time.perf_counter()
+      m = calc_top_map(df, qf, dlf, qlf, k)
+      dt = time.perf_counter() - t0
+      res[name] = m
+      res[f"seconds_{name}"] = dt
+      res[f"seconds_{name}_scaled_to_nq"] = dt * a.nq / n
+    res["ref_queries"] = n
+  elif case == "topk":
+    from hashjax.retrieval.search import topk_search
+    for k in (100, 1000):
+      _, times = _timed(lambda: jax.block_until_ready(
+          topk_search(qp, dp, k, bits=a.bits)), a.repeat)
+      res[f"seconds_k{k}"] = times
+  elif case == "faiss":
+    try:
+      import faiss
+    except ImportError:
+      res["skipped"] = "faiss not installed"
+      return res
+    # faiss binary codes: uint8 bytes; same bit order as our uint32 words.
+    index = faiss.IndexBinaryFlat(a.bits)
+    index.add(np.ascontiguousarray(dp).view(np.uint8))
+    qb = np.ascontiguousarray(qp).view(np.uint8)
+    res["threads"] = faiss.omp_get_max_threads()
+    for k in (100, 1000):
+      (_, ids), times = _timed(lambda: index.search(qb, k), a.repeat)
+      res[f"seconds_k{k}"] = times
+      from hashjax.retrieval.search import topk_search
+      dist_ours, _ = topk_search(qp[:200], dp, k, bits=a.bits)
+      dist_faiss, _ = index.search(qb[:200], k)
+      res[f"same_distances_k{k}_first200q"] = bool(
+          (np.asarray(dist_ours) == dist_faiss).all())
+  res["maxrss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return res
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--nq", type=int, default=10000)
+  p.add_argument("--db", type=int, default=60000)
+  p.add_argument("--bits", type=int, default=64)
+  p.add_argument("--topk", type=int, default=1000)
+  p.add_argument("--ref_queries", type=int, default=10000)
+  p.add_argument("--repeat", type=int, default=2)
+  p.add_argument("--cases", default="all")
+  p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+  a = p.parse_args()
+  if a.one:
+    print(json.dumps(run_case(a.one, a)), flush=True)
+    return
+  cases = CASES if a.cases == "all" else tuple(a.cases.split(","))
+  base = [f"--nq={a.nq}", f"--db={a.db}", f"--bits={a.bits}",
+          f"--topk={a.topk}", f"--ref_queries={a.ref_queries}",
+          f"--repeat={a.repeat}"]
+  for case in cases:
+    subprocess.run([sys.executable, __file__, *base, f"--one={case}"],
+                   check=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,111 @@
+"""Retrieval metrics of saved hash codes, printed as one JSON object.
+
+  python -m hashjax.evaluate --query_codes Q.npy --query_labels QL.npy \
+      --db_codes D.npy --db_labels DL.npy [--topk K] \
+      [--ties stable|numpy|expected] [--radius 2] [--pn 100,500,1000]
+
+Codes: (n, bits) ±1, {0,1} or real-valued (sign taken, sign(0) = +1), or
+already packed uint32 (n, ceil(bits/32)), which needs --bits. Any uint32 array
+is read as packed; an array whose values are all 0 or 1 (any dtype) is read as
+{0,1} bits (bit = value), otherwise bit = (value >= 0). Labels: (n,) class ids or (n, C) multi-hot.
+Output keys: mAP, mAP@K (with --topk), P@H<=r, R@H<=r, P@N (a dict N -> value).
+Metric definitions: hashjax/retrieval/metrics.py. Bad input: a message on
+stderr, exit code 2.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def _parse_pn(text: str) -> tuple[int, ...]:
+  try:
+    pn = tuple(int(v) for v in text.split(",") if v.strip())
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"--pn must be integers like 100,500: "
+                                     f"{text!r}") from None
+  if any(v < 1 for v in pn):
+    raise argparse.ArgumentTypeError(f"--pn values must be >= 1: {text!r}")
+  return pn
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m hashjax.evaluate",
+                              description=__doc__.split("\n\n")[0])
+  p.add_argument("--query_codes", required=True)
+  p.add_argument("--query_labels", required=True)
+  p.add_argument("--db_codes", required=True)
+  p.add_argument("--db_labels", required=True)
+  p.add_argument("--topk", type=int, default=None, help="also report mAP@K")
+  p.add_argument("--ties", choices=("stable", "numpy", "expected"),
+                 default="stable")
+  p.add_argument("--radius", type=int, default=2)
+  p.add_argument("--pn", type=_parse_pn, default=(), help="e.g. 100,500,1000")
+  p.add_argument("--bits", type=int, default=None,
+                 help="code length; required for packed uint32 codes")
+  p.add_argument("--zero_relevant", choices=("zero", "drop"), default="zero")
+  p.add_argument("--query_chunk", type=int, default=None)
+  return p
+
+
+def _load(path: str, what: str) -> np.ndarray:
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"cannot read {what} from {path}: {e}") from None
+
+
+def _codes(arr: np.ndarray, what: str, bits: int | None):
+  """-> (packed uint32, bits)."""
+  from hashjax.retrieval.codes import num_words, pack_codes
+  if arr.ndim != 2:
+    raise ValueError(f"{what} must be 2-D, got shape {arr.shape}")
+  if arr.dtype == np.uint32:
+    if bits is None:
+      raise ValueError(f"{what} is packed uint32: pass --bits")
+    if arr.shape[1] != num_words(bits):
+      raise ValueError(f"{what} has {arr.shape[1]} words per code; --bits "
+                       f"{bits} needs {num_words(bits)}")
+    return arr, bits
+  if bits is not None and arr.shape[1] != bits:
+    raise ValueError(f"{what} has {arr.shape[1]} bits but --bits {bits}")
+  if arr.dtype.kind == "f" and np.isnan(arr).any():
+    raise ValueError(f"{what} contain NaN")
+  binary01 = bool(((arr == 0) | (arr == 1)).all())  # ±1 codes never hold 0
+  return pack_codes(arr, binary01=binary01), arr.shape[1]
+
+
+def run(argv=None) -> dict:
+  args = _parser().parse_args(argv)
+  from hashjax.retrieval.metrics import retrieval_metrics
+  qc, qbits = _codes(_load(args.query_codes, "query codes"), "query codes",
+                     args.bits)
+  dc, dbits = _codes(_load(args.db_codes, "database codes"), "database codes",
+                     args.bits)
+  if qbits != dbits:
+    raise ValueError(f"query codes have {qbits} bits, database codes {dbits}")
+  m = retrieval_metrics(qc, _load(args.query_labels, "query labels"), dc,
+                        _load(args.db_labels, "database labels"), bits=qbits,
+                        topk=() if args.topk is None else (args.topk,),
+                        radius=args.radius, pn=args.pn, ties=args.ties,
+                        zero_relevant=args.zero_relevant,
+                        query_chunk=args.query_chunk)
+  out = {k: v for k, v in m.items() if not k.startswith("P@") or "H" in k}
+  out["P@N"] = {str(n): m[f"P@{n}"] for n in args.pn}
+  return out
+
+
+def main(argv=None) -> int:
+  try:
+    out = run(argv)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(json.dumps(out))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

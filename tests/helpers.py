@@ -1,0 +1,33 @@
+"""Small shared pieces for tests: loading a config file by path, as main.py does."""
+
+import importlib.util
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str, arg: str | None = None):
+  spec = importlib.util.spec_from_file_location(f'config_{name}', os.path.join(ROOT, 'configs', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def tiny_dsh_config(**overrides):
+  """DSH on digits, small and short: the shared fixture for trainer tests."""
+  c = load_config('dsh', 'quick')
+  c.num_steps = 12
+  c.batch_size = 32
+  c.log_every_steps = 4
+  c.checkpoint.every_steps = 4
+  c.model.width = 0.25
+  c.eval.topk = (50,)
+  c.eval.pn = (10,)
+  c.eval.batch_size = 256
+  for k, v in overrides.items():
+    node = c
+    *path, last = k.split('.')
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c

@@ -1,0 +1,125 @@
+"""Top-k search (counting selection, streaming, sharding), hash table, PR curve."""
+
+import jax
+import numpy as np
+import pytest
+
+from hashjax.retrieval.codes import pack_codes, unpack_codes
+from hashjax.retrieval.hash_table import HashTable
+from hashjax.retrieval.pr_curve import pr_curve_by_radius
+from hashjax.retrieval.search import db_mesh, topk_search
+from hashjax.retrieval.select import select_k_smallest
+
+
+def _pm1(rng, n, bits):
+  return rng.choice(np.array([-1, 1], np.int8), size=(n, bits))
+
+
+def _brute(q, db, k):
+  d = (q[:, None, :] != db[None, :, :]).sum(-1)
+  order = np.argsort(d, axis=1, kind="stable")[:, :k]
+  return np.take_along_axis(d, order, 1), order
+
+
+def test_select_k_smallest_counting():
+  rng = np.random.default_rng(0)
+  d = rng.integers(0, 4, (6, 50)).astype(np.int32)  # heavy ties
+  d[0] = 2  # a single bucket
+  pos = np.broadcast_to(np.arange(50, dtype=np.int32), d.shape)
+  for k in (1, 7, 50):
+    gd, gp = map(np.asarray, select_k_smallest(d, pos, k, 4))
+    want = np.sort(np.argsort(d, axis=1, kind="stable")[:, :k], axis=1)
+    np.testing.assert_array_equal(gp, want)  # position order, stable ties
+    np.testing.assert_array_equal(gd, np.take_along_axis(d, want, 1))
+  # Rows >= 2**15 take the two-prefix-sum branch.
+  d = rng.integers(0, 3, (2, 2**15 + 5)).astype(np.int32)
+  pos = np.broadcast_to(np.arange(d.shape[1], dtype=np.int32), d.shape)
+  gd, gp = map(np.asarray, select_k_smallest(d, pos, 20000, 3))
+  want = np.sort(np.argsort(d, axis=1, kind="stable")[:, :20000], axis=1)
+  np.testing.assert_array_equal(gp, want)
+
+
+@pytest.mark.parametrize("bits,k,chunk", [(10, 1, 64), (33, 40, 100),
+                                          (64, 300, 4096)])
+def test_topk_matches_stable_brute_force(bits, k, chunk):
+  rng = np.random.default_rng(bits)
+  q, db = _pm1(rng, 21, bits), _pm1(rng, 777, bits)
+  db[100:130] = db[5]  # duplicates: ties at distance 0 for some queries
+  q[0] = db[5]
+  gd, gi = topk_search(pack_codes(q), pack_codes(db), k, bits=bits,
+                       db_chunk=chunk, query_chunk=8)
+  wd, wi = _brute(q, db, k)
+  np.testing.assert_array_equal(np.asarray(gi), wi)
+  np.testing.assert_array_equal(np.asarray(gd), wd)
+
+
+def test_topk_sharded_equals_single_device():
+  assert jax.device_count() == 8  # tests/conftest.py
+  rng = np.random.default_rng(1)
+  q, db = pack_codes(_pm1(rng, 13, 12)), pack_codes(_pm1(rng, 1003, 12))
+  single = topk_search(q, db, 64, bits=12, db_chunk=128)
+  sharded = topk_search(q, db, 64, bits=12, db_chunk=64, mesh=db_mesh())
+  mesh2d = jax.make_mesh((4, 2), ("q", "db"))  # db over a sub-axis
+  sub = topk_search(q, db, 64, bits=12, mesh=mesh2d, axis="db")
+  for got in (sharded, sub):
+    np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(single[0]))
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(single[1]))
+  # k larger than one device's slice (1003 / 8 < 200): padding never wins.
+  big = topk_search(q, db, 200, bits=12, mesh=db_mesh())
+  want = _brute(unpack_codes(q, 12), unpack_codes(db, 12), 200)
+  np.testing.assert_array_equal(np.asarray(big[1]), want[1])
+
+
+def test_topk_validation():
+  q = pack_codes(np.ones((2, 40)))
+  with pytest.raises(ValueError, match="k must be"):
+    topk_search(q, q, 3, bits=40)
+  with pytest.raises(ValueError, match="word counts"):
+    topk_search(q, pack_codes(np.ones((4, 70))), 1)
+  with pytest.raises(ValueError, match="uint32"):
+    topk_search(q.astype(np.int32), q, 1)
+
+
+@pytest.mark.parametrize("bits", (10, 40))
+def test_hash_table_matches_linear_scan(bits):
+  rng = np.random.default_rng(bits)
+  db = _pm1(rng, 400, bits)
+  db[50:80] = db[3]  # a crowded bucket
+  q = np.concatenate([_pm1(rng, 6, bits), db[3:4]])
+  table = HashTable(pack_codes(db), bits)
+  assert len(table) <= 371
+  d = (q[:, None, :] != db[None, :, :]).sum(-1)
+  for radius in (0, 1, 3):
+    for i in range(len(q)):
+      ids, dists = table.query(pack_codes(q[i:i + 1])[0], radius)
+      inside = np.flatnonzero(d[i] <= radius)
+      want = inside[np.argsort(d[i, inside], kind="stable")]
+      np.testing.assert_array_equal(ids, want)
+      np.testing.assert_array_equal(dists, d[i, want])
+  ids, _ = table.query(pack_codes(db[3:4])[0], 0)
+  assert len(ids) == 31
+  with pytest.raises(ValueError, match="probes"):
+    HashTable(pack_codes(db), bits, max_probes=10).query(
+        pack_codes(q[:1])[0], 2)
+
+
+def test_pr_curve_by_radius_matches_reference():
+  rng = np.random.default_rng(2)
+  bits = 9
+  q, db = _pm1(rng, 15, bits), _pm1(rng, 200, bits)
+  ql, dl = rng.integers(0, 3, 15), rng.integers(0, 4, 200)
+  ql[0] = 7  # no relevant item
+  d = (q[:, None, :] != db[None, :, :]).sum(-1)
+  rel = ql[:, None] == dl[None, :]
+  for zero in ("zero", "drop"):
+    got = pr_curve_by_radius(pack_codes(q), ql, pack_codes(db), dl, bits=bits,
+                             zero_relevant=zero)
+    for r in range(bits + 1):
+      ball = d <= r
+      hits = (ball & rel).sum(1)
+      prec = np.where(ball.sum(1) > 0, hits / np.maximum(ball.sum(1), 1), 0)
+      keep = rel.sum(1) > 0 if zero == "drop" else np.ones(15, bool)
+      rec = (hits / np.maximum(rel.sum(1), 1))[keep]
+      assert got["precision"][r] == pytest.approx(prec.mean(), abs=1e-12)
+      assert got["recall"][r] == pytest.approx(rec.mean(), abs=1e-12)
+  assert got["recall"][-1] == pytest.approx(1.0)
