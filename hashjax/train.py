@@ -129,7 +129,7 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   state = jax.device_put(train_step_lib.create_state(params, tx, config.seed), repl)
   state_sh = jax.tree.map(lambda _: repl, state)
   step_fn = train_step_lib.make_train_step(
-      method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl)
+      method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views)
   encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
   return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh)
 

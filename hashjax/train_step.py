@@ -43,14 +43,25 @@ def make_preprocess(mean, std, image_size: int | None, augmentation: str):
 
 
 def make_train_step(loss_fn, forward, method_config, tx, preprocess, state_sharding, batch_sharding,
-                    metrics_sharding):
-  """Returns the jitted `step(state, batch) -> (state, metrics)`."""
+                    metrics_sharding, num_views: int = 1):
+  """Returns the jitted `step(state, batch) -> (state, metrics)`.
+
+  The loss sees `batch['image']` (one augmented view) or, when `num_views` > 1, `batch['views']`
+  (a tuple of independently augmented views of the same images), and `batch['step']`, the
+  step being taken (for schedules inside a loss).
+  """
   objective = functools.partial(loss_fn, forward=forward, config=method_config)
 
   def step(state: TrainState, batch):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     aug_rng, loss_rng = jax.random.split(rng)
-    batch = dict(batch, image=preprocess(batch['image'], aug_rng, train=True))
+    batch = dict(batch)
+    raw = batch.pop('image')
+    if num_views == 1:
+      batch['image'] = preprocess(raw, aug_rng, train=True)
+    else:
+      batch['views'] = tuple(preprocess(raw, k, train=True) for k in jax.random.split(aug_rng, num_views))
+    batch['step'] = state.step
     (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, loss_rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -21,6 +21,7 @@ class Method:
   # Network output -> real-valued codes whose sign (>= 0 -> bit 1) is the hash code.
   to_codes: Callable[[jax.Array], jax.Array] = lambda outputs: outputs
   supervised: bool = True
+  num_views: int = 1  # augmented views of each image the loss sees (batch['views'] when > 1)
 
 
 METHODS: dict[str, Method] = {
