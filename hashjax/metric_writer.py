@@ -41,6 +41,11 @@ class MetricWriter:
     self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit='step', dynamic_ncols=True,
                          file=sys.stderr, disable=None, mininterval=1.0)
     self._last = (initial_step, time.perf_counter())
+    # Without a terminal tqdm shows nothing: print a plain line every ~5% of the run instead.
+    self._line_every = max(1, total_steps // 20)
+    self._start = (initial_step, time.perf_counter())
+    self._total = total_steps
+    self._last_line = initial_step
 
   def write(self, step: int, metrics: dict, prefix: str = 'train'):
     """Logs scalars (and small lists) at `step`; returns them as Python numbers."""
@@ -67,6 +72,12 @@ class MetricWriter:
     if loss is not None:
       postfix['loss'] = f'{loss:.4f}'
     self.bar.set_postfix(postfix, refresh=False)
+    if self.bar.disable and step // self._line_every > self._last_line // self._line_every:
+      self._last_line = step
+      rate = (step - self._start[0]) / max(now - self._start[1], 1e-9)
+      eta = (self._total - step) / max(rate, 1e-9)
+      print(f'step {step}/{self._total} ({100 * step / self._total:.0f}%) '
+            + ' '.join(f'{k}={v}' for k, v in postfix.items()) + f' eta {eta / 60:.1f} min', flush=True)
     self.bar.update(step - self.bar.n)
 
   def message(self, text: str):
