@@ -214,4 +214,4 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
 
 
 def _fmt(metrics: dict) -> str:
-  return ' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())
+  return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())

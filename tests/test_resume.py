@@ -74,3 +74,23 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
   assert 'step 13)' in resumed.stdout + resumed.stderr
   with open(os.path.join(workdir, 'final_metrics.json')) as f:
     assert json.load(f)['step'] == STEPS
+
+
+def test_init_from_reuses_another_runs_parameters(tmp_path):
+  source, target = str(tmp_path / 'source'), str(tmp_path / 'target')
+  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), source)
+  trained, _ = checkpoint.load_params(source, train.build(helpers.tiny_dsh_config()).state.params)
+
+  # Zero steps of training from `source` evaluates exactly its parameters; a fresh init does not.
+  reused = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, init_from=source,
+                                                            **{'optimizer.lr': 0.0}), target)
+  fresh = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **{'optimizer.lr': 0.0}),
+                                   str(tmp_path / 'fresh'))
+  params, step = checkpoint.load_params(target, trained)
+  assert step == 4
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params, trained)
+  with open(os.path.join(source, 'final_metrics.json')) as f:
+    assert reused['mAP'] == pytest.approx(json.load(f)['mAP'], rel=1e-6)
+  assert fresh['mAP'] != pytest.approx(reused['mAP'], rel=1e-3)
+  with pytest.raises(checkpoint.CheckpointError, match='no checkpoint found'):
+    train.train_and_evaluate(helpers.tiny_dsh_config(init_from=str(tmp_path / 'nowhere')), str(tmp_path / 'x'))

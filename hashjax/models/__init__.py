@@ -12,10 +12,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from hashjax.models import cimon_head
 from hashjax.models import dsh_net
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {
     'dsh_net': dsh_net.DSHNet,
+    'dsh_net_tanh': cimon_head.DSHTanhNet,
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -35,7 +37,14 @@ def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array):
 
 
 def make_forward(graphdef):
-  """forward(params, images, *, train, rng) -> network outputs, a pure function of its arguments."""
-  def forward(params, images, *, train: bool, rng: jax.Array | None = None):
-    return nnx.merge(graphdef, params)(images, train=train, rng=rng)
+  """forward(params, images, *, train, rng) -> network outputs, a pure function of its arguments.
+
+  `with_features=True` (for models that support it, e.g. dsh_net_tanh) returns
+  (penultimate features, outputs) from one pass.
+  """
+  def forward(params, images, *, train: bool, rng: jax.Array | None = None, with_features: bool = False):
+    model = nnx.merge(graphdef, params)
+    if with_features:
+      return model(images, train=train, rng=rng, with_features=True)
+    return model(images, train=train, rng=rng)
   return forward
