@@ -1,5 +1,6 @@
 """Retrieval metrics of saved hash codes, printed as one JSON object.
 
+  python -m hashjax.evaluate --workdir runs/X     # a training run's latest checkpoint
   python -m hashjax.evaluate --query_codes Q.npy --query_labels QL.npy \
       --db_codes D.npy --db_labels DL.npy [--topk K] \
       [--ties stable|numpy|expected] [--radius 2] [--pn 100,500,1000]
@@ -34,10 +35,14 @@ def _parse_pn(text: str) -> tuple[int, ...]:
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m hashjax.evaluate",
                               description=__doc__.split("\n\n")[0])
-  p.add_argument("--query_codes", required=True)
-  p.add_argument("--query_labels", required=True)
-  p.add_argument("--db_codes", required=True)
-  p.add_argument("--db_labels", required=True)
+  p.add_argument("--workdir", default=None,
+                 help="evaluate a training run's latest checkpoint instead of "
+                 "code files; writes eval_metrics.json, codes.npz, "
+                 "pr_curve.png and p_at_n.png there")
+  p.add_argument("--query_codes")
+  p.add_argument("--query_labels")
+  p.add_argument("--db_codes")
+  p.add_argument("--db_labels")
   p.add_argument("--topk", type=int, default=None, help="also report mAP@K")
   p.add_argument("--ties", choices=("stable", "numpy", "expected"),
                  default="stable")
@@ -78,7 +83,17 @@ def _codes(arr: np.ndarray, what: str, bits: int | None):
 
 
 def run(argv=None) -> dict:
-  args = _parser().parse_args(argv)
+  parser = _parser()
+  args = parser.parse_args(argv)
+  files = ("query_codes", "query_labels", "db_codes", "db_labels")
+  if args.workdir:
+    if any(getattr(args, f) for f in files):
+      parser.error("give either --workdir or the four code/label files, not both")
+    from hashjax import evaluate_run
+    return evaluate_run.evaluate_workdir(args.workdir)
+  missing = [f"--{f}" for f in files if not getattr(args, f)]
+  if missing:
+    parser.error(f"missing {', '.join(missing)} (or give --workdir)")
   from hashjax.retrieval.metrics import retrieval_metrics
   qc, qbits = _codes(_load(args.query_codes, "query codes"), "query codes",
                      args.bits)
@@ -100,7 +115,7 @@ def run(argv=None) -> dict:
 def main(argv=None) -> int:
   try:
     out = run(argv)
-  except ValueError as e:
+  except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(json.dumps(out))

@@ -95,3 +95,24 @@ def test_cli_subprocess(files):
                         *_args(p, ql="dl")], capture_output=True, text=True,
                        env=env, cwd=ROOT, check=False)
   assert bad.returncode == 2 and "error:" in bad.stderr and not bad.stdout
+
+
+def test_workdir_evaluation_matches_the_run_and_writes_plots(tmp_path, capsys):
+  from hashjax import train
+  from tests import helpers
+  workdir = str(tmp_path / "run")
+  final = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
+  capsys.readouterr()  # the training run's own log lines
+  assert evaluate.main(["--workdir", workdir]) == 0
+  out = json.loads(capsys.readouterr().out)
+  assert out["step"] == 4
+  assert out["mAP"] == pytest.approx(final["mAP"], rel=1e-9)
+  assert out["P@N"]["10"] == pytest.approx(final["P@10"], rel=1e-9)
+  for name in ("pr_curve.png", "p_at_n.png", "codes.npz", "eval_metrics.json"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  with np.load(os.path.join(workdir, "codes.npz")) as f:
+    again = retrieval_metrics(f["query_packed"], f["query_labels"], f["db_packed"], f["db_labels"],
+                              bits=int(f["bits"]))
+  assert again["mAP"] == pytest.approx(final["mAP"], rel=1e-9)
+  assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
+  assert "not a hashjax workdir" in capsys.readouterr().err

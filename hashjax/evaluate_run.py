@@ -1,0 +1,66 @@
+"""Evaluation of a finished (or running) training run from its workdir alone.
+
+Rebuilds the run from the `config.json` it wrote, loads the latest checkpoint's parameters,
+encodes the protocol's query and database sets, and writes into the workdir:
+`eval_metrics.json` (the run's metrics plus the P@N and PR curves), `codes.npz` (packed query and
+database codes with labels and pool ids, for `python -m hashjax.evaluate` or other tools),
+`pr_curve.png` and `p_at_n.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+
+from hashjax import checkpoint
+from hashjax import evaluator
+from hashjax import plots
+from hashjax import train
+from hashjax.retrieval import codes as codes_lib
+from hashjax.retrieval import metrics as metrics_lib
+from hashjax.retrieval import pr_curve as pr_curve_lib
+
+P_AT_N_POINTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{workdir!r} is not a hashjax workdir (no config.json); train one with '
+                            f'python -m hashjax.main --config ... --workdir {workdir}')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def evaluate_workdir(workdir: str) -> dict:
+  config = load_config(workdir)
+  run = train.build(config)
+  params, step = checkpoint.load_params(workdir, run.state.params)
+  protocol, bs = run.protocol, config.eval.batch_size
+  q = evaluator.encode_set(run.encode, params, protocol.images, protocol.query, bs, run.data_sharding)
+  db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
+  bits = q.shape[1]
+  qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)
+  ql, dl = protocol.labels[protocol.query], protocol.labels[protocol.database]
+  ns = tuple(n for n in P_AT_N_POINTS if n <= len(protocol.database))
+  metrics = metrics_lib.retrieval_metrics(qp, ql, dp, dl, bits=bits, topk=tuple(config.eval.topk),
+                                          radius=config.eval.radius, pn=ns, ties=config.eval.ties)
+  pr = pr_curve_lib.pr_curve_by_radius(qp, ql, dp, dl, bits=bits)
+  title = f'{config.method} {bits} bits, {config.dataset.name} (step {step})'
+  out = {
+      'step': step, **{k: v for k, v in metrics.items() if not (k.startswith('P@') and 'H' not in k)},
+      'P@N': {str(n): metrics[f'P@{n}'] for n in ns},
+      'pr_curve': {'radius': pr['radius'].tolist(), 'precision': pr['precision'].tolist(),
+                   'recall': pr['recall'].tolist()},
+      'files': [plots.pr_curve(pr['precision'], pr['recall'], os.path.join(workdir, 'pr_curve.png'), title),
+                plots.precision_at_n(ns, [metrics[f'P@{n}'] for n in ns], os.path.join(workdir, 'p_at_n.png'),
+                                     title)],
+  }
+  np.savez(os.path.join(workdir, 'codes.npz'), query_packed=qp, query_labels=ql, query_ids=protocol.query,
+           db_packed=dp, db_labels=dl, db_ids=protocol.database, bits=np.int64(bits))
+  with open(os.path.join(workdir, 'eval_metrics.json'), 'w') as f:
+    json.dump(out, f, indent=2)
+  return out
