@@ -1,0 +1,165 @@
+"""CIMON: Comprehensive sImilarity Mining and cOnsistency learNing (Luo et al., IJCAI 2021).
+
+Unsupervised: labels are never read. Following the official code (luoxiao12/CIMON `cimon.py`;
+reference/methods.md section 1), for each of the two augmented views of the images:
+  * d_ij = 1 - cos(f_i, f_j) on the network's features f (stop-gradient), diagonal exactly 0;
+  * S_ij = +1 if d_ij <= t else -1;
+  * confidence w1: mirrored half-Gaussians around the histogram mode of d (`confidence_weights`);
+  * clustering mask w2 = 1 where "same spectral cluster" agrees with S, else 0; W = w1 * w2.
+The loss, with v, v' the tanh outputs of the two views, H = v v^T / L, H' = v' v'^T / L:
+  L = l(H, W2, S2) + l(H', W1, S1) + l(H', W2, S2) + l(H, W1, S1) + eta * NT-Xent(v, v'; tau)
+  l(H, W, S) = sum_ij W_ij (H_ij - S_ij)^2 / B^2   (diagonal included: it pulls |v_i|^2 / L to 1).
+
+Graph modes (`config.graph`):
+  * 'batch': the graph of the global batch, built inside the jitted step from this step's
+    features (the STL-10 per-batch variant, reference/methods.md section 2);
+  * 'global': the official graph built once before training; the batch carries its blocks as
+    batch['graph'] = (S1, W1, S2, W2), each (B, B), gathered on the host.
+Codes are sign(tanh output).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.stats import norm
+
+from hashjax import spectral
+
+GRAPHS = ('batch', 'global')
+_TINY = 1e-12
+
+# The official histogram: 100 bins of width 0.01 over [0, 1), left edges accumulated in floating
+# point (`cur += interval`), each bin counting cur < d < cur + 0.01 (strict at both edges).
+_BIN_WIDTH = 1.0 / 100
+_BIN_LEFT = np.cumsum([0.0] + [_BIN_WIDTH] * 99)
+_BIN_RIGHT = _BIN_LEFT + _BIN_WIDTH
+
+
+def cosine_distance(features: jax.Array) -> jax.Array:
+  """(B, B) 1 - cos(f_i, f_j), diagonal exactly 0 (scipy's squareform(pdist(., 'cosine')))."""
+  f = features.astype(jnp.float32)
+  unit = f / jnp.maximum(jnp.linalg.norm(f, axis=1, keepdims=True), _TINY)
+  distance = 1.0 - unit @ unit.T
+  return jnp.where(jnp.eye(f.shape[0], dtype=bool), 0.0, distance)
+
+
+def histogram_mode(distance: jax.Array) -> jax.Array:
+  """Left edge of the densest official bin (the first one on ties; 0 if every bin is empty)."""
+  left = jnp.asarray(_BIN_LEFT, jnp.float32)[:, None, None]
+  right = jnp.asarray(_BIN_RIGHT, jnp.float32)[:, None, None]
+  counts = jnp.sum((distance[None] > left) & (distance[None] < right), axis=(1, 2))
+  return jnp.asarray(_BIN_LEFT, jnp.float32)[jnp.argmax(counts)]
+
+
+def confidence_weights(distance: jax.Array, threshold: float) -> tuple[jax.Array, dict]:
+  """(B, B) w1 in [0, 1]: 0 at the threshold, towards 1 far from it on either side.
+
+  `norm.fit` of {d <= m} mirrored about the mode m gives mean m and sigma_L = RMS(d - m) over
+  d <= m (the MLE, ddof 0); likewise sigma_R over d > m. Then, with Phi the normal CDF,
+    d > t:  (Phi((d - m)/sR) - Phi((t - m)/sR)) / (1 - Phi((t - m)/sR))
+    d <= t: (Phi((t - m)/sL) - Phi((d - m)/sL)) / Phi((t - m)/sL),   clipped to [0, 1].
+  sigma and the denominators are floored at 1e-12 where the official code would divide by 0.
+  """
+  mode = histogram_mode(distance)
+  left = distance <= mode
+  sq = jnp.square(distance - mode)
+  sigma_left = jnp.sqrt(jnp.sum(jnp.where(left, sq, 0.0)) / jnp.maximum(jnp.sum(left), 1))
+  sigma_right = jnp.sqrt(jnp.sum(jnp.where(left, 0.0, sq)) / jnp.maximum(jnp.sum(~left), 1))
+  sigma_left, sigma_right = jnp.maximum(sigma_left, _TINY), jnp.maximum(sigma_right, _TINY)
+  cdf_t_right = norm.cdf((threshold - mode) / sigma_right)
+  cdf_t_left = norm.cdf((threshold - mode) / sigma_left)
+  above = (norm.cdf((distance - mode) / sigma_right) - cdf_t_right) / jnp.maximum(1.0 - cdf_t_right, _TINY)
+  below = (cdf_t_left - norm.cdf((distance - mode) / sigma_left)) / jnp.maximum(cdf_t_left, _TINY)
+  weights = jnp.clip(jnp.where(distance > threshold, above, below), 0.0, 1.0)
+  return weights, {'mode': mode, 'sigma_left': sigma_left, 'sigma_right': sigma_right}
+
+
+def cluster_agreement(similarity: jax.Array, labels: jax.Array) -> jax.Array:
+  """(B, B) w2: 1 where "same cluster" agrees with S (+1 same, -1 different), else 0.
+
+  The official ((((A - A.T) == 0) - 1/2) * 2 * S + 1) / 2: masks disagreeing pairs, never flips S.
+  """
+  same = (labels[:, None] == labels[None, :]).astype(jnp.float32)
+  return ((same - 0.5) * 2.0 * similarity + 1.0) / 2.0
+
+
+def similarity_graph(features: jax.Array, key: jax.Array, *, threshold: float, num_clusters: int,
+                     gamma: float = 1.0, kmeans_restarts: int = 10, kmeans_iters: int = 50,
+                     center_features: bool = False):
+  """(S, W, stats) of one view's features (B, D), as the official `generate_similarity_weight_matrix`.
+
+  `center_features` subtracts the batch mean first (not in the official code): the features of a
+  network trained from scratch share a large common direction, which puts every cosine distance
+  near 0 and every pair under any threshold; ImageNet-pretrained fc7 features do not need it.
+  """
+  if center_features:
+    features = features - jnp.mean(features, axis=0, keepdims=True)
+  distance = cosine_distance(features)
+  similarity = jnp.where(distance <= threshold, 1.0, -1.0)
+  w1, stats = confidence_weights(distance, threshold)
+  labels = spectral.spectral_clustering(features, num_clusters, key, gamma=gamma,
+                                        num_restarts=kmeans_restarts, num_iters=kmeans_iters)
+  return similarity, w1 * cluster_agreement(similarity, labels), stats
+
+
+def semantic_term(codes: jax.Array, weights: jax.Array, similarity: jax.Array) -> jax.Array:
+  """l(H, W, S) = sum_ij W_ij |S_ij| (H_ij - S_ij)^2 / B^2 with H = v v^T / L (official SEM_CON_Loss)."""
+  b, bits = codes.shape
+  h = codes @ codes.T / bits
+  return jnp.sum(weights * jnp.abs(similarity) * jnp.square(h - similarity)) / (b * b)
+
+
+def nt_xent(codes1: jax.Array, codes2: jax.Array, tau: float) -> jax.Array:
+  """SimCLR's NT-Xent on L2-normalised codes; the positive stays in the denominator (official)."""
+  b = codes1.shape[0]
+  z = jnp.concatenate([codes1, codes2])
+  z = z / jnp.maximum(jnp.linalg.norm(z, axis=1, keepdims=True), _TINY)
+  logits = jnp.where(jnp.eye(2 * b, dtype=bool), -jnp.inf, z @ z.T / tau)
+  positive = jnp.sum(z[:b] * z[b:], axis=1) / tau
+  return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.concatenate([positive, positive]))
+
+
+def objective(codes1, codes2, graph1, graph2, *, tau: float, eta: float):
+  """The CIMON loss of the two views' tanh outputs and their (S, W) graphs: (loss, metrics)."""
+  (s1, w1), (s2, w2) = graph1, graph2
+  semantic = (semantic_term(codes1, w2, s2) + semantic_term(codes2, w1, s1)
+              + semantic_term(codes2, w2, s2) + semantic_term(codes1, w1, s1))
+  contrastive = nt_xent(codes1, codes2, tau)
+  metrics = {'semantic_loss': semantic, 'contrastive_loss': contrastive,
+             'positive_fraction': (jnp.mean(s1 > 0) + jnp.mean(s2 > 0)) / 2,
+             'mean_weight': (jnp.mean(w1) + jnp.mean(w2)) / 2}
+  return semantic + eta * contrastive, metrics
+
+
+def check_config(config) -> None:
+  if config.graph not in GRAPHS:
+    raise ValueError(f'unknown loss.graph {config.graph!r}; valid: {", ".join(GRAPHS)}')
+
+
+def loss_fn(params, batch, rng, *, forward, config):
+  """Pure CIMON objective on batch['views'] (two augmented views): (params, batch, rng) -> (loss, metrics)."""
+  check_config(config)
+  view1, view2 = batch['views']
+  rng1, rng2, graph_rng = jax.random.split(rng, 3)
+  features1, codes1 = forward(params, view1, train=True, rng=rng1, with_features=True)
+  features2, codes2 = forward(params, view2, train=True, rng=rng2, with_features=True)
+  extra = {}
+  if config.graph == 'batch':
+    key1, key2 = jax.random.split(graph_rng)
+    graph_args = dict(threshold=config.threshold, num_clusters=config.num_clusters, gamma=config.gamma,
+                      kmeans_restarts=config.kmeans_restarts, kmeans_iters=config.kmeans_iters,
+                      center_features=config.center_features)
+    s1, w1, stats = similarity_graph(jax.lax.stop_gradient(features1), key1, **graph_args)
+    s2, w2, _ = similarity_graph(jax.lax.stop_gradient(features2), key2, **graph_args)
+    extra = {'histogram_mode': stats['mode']}
+  else:
+    s1, w1, s2, w2 = batch['graph']
+  loss, metrics = objective(codes1, codes2, (s1, w1), (s2, w2), tau=config.tau, eta=config.eta)
+  return loss, {**metrics, **extra}
+
+
+def to_codes(outputs: jax.Array) -> jax.Array:
+  """The tanh outputs; their sign is the code."""
+  return outputs
