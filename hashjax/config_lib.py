@@ -11,6 +11,7 @@ import os
 
 import ml_collections as mlc
 
+from hashjax import baselines
 from hashjax import methods
 from hashjax import models
 from hashjax import optim
@@ -93,7 +94,9 @@ def base_config() -> mlc.ConfigDict:
 
 def validate(c) -> None:
   """Fails early, naming the bad value and the valid choices."""
-  methods.get(c.method)
+  if c.method not in methods.METHODS and c.method not in baselines.BASELINES:
+    raise ValueError(f'unknown method {c.method!r}; valid names: '
+                     f'{", ".join(sorted([*methods.METHODS, *baselines.BASELINES]))}')
   if c.model.name not in models.MODELS:
     raise ValueError(f'unknown model {c.model.name!r}; valid names: {", ".join(sorted(models.MODELS))}')
   if c.dataset.name not in sources.SOURCES:
@@ -112,6 +115,23 @@ def validate(c) -> None:
     raise ValueError('set num_epochs or num_steps to a positive number')
   if c.eval.ties not in ('stable', 'numpy', 'expected'):
     raise ValueError(f'eval.ties must be stable, numpy or expected, got {c.eval.ties!r}')
+
+
+def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:
+  """The config of a shallow baseline (configs/lsh.py, itq.py, ...): fit on pixels, no training.
+
+  Arguments: dataset, bits, quick (the embedded digits).
+  """
+  arg = parse_arg(arg, **{'dataset': 'fashion_mnist', 'bits': 32, 'quick': False, **defaults})
+  c = base_config()
+  c.method = method
+  c.bits = 16 if arg.quick and arg.bits == 32 else arg.bits  # quick: DSH quick's length
+  c.dataset.name = 'digits' if arg.quick else arg.dataset
+  c.dataset.protocol = 'full'
+  c.loss.features = 'pixels'  # or a .npy of features, one row per pool image (protocol order)
+  c.eval.topk = (100,) if arg.quick else (1000,)
+  c.eval.pn = (10, 100) if arg.quick else (100, 1000)
+  return c
 
 
 def checkpoint_meta(c) -> dict:

@@ -10,7 +10,6 @@ periodically and at the end, checkpoints, and writes metrics.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -21,6 +20,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from hashjax import baselines
 from hashjax import checkpoint as checkpoint_lib
 from hashjax import config_lib
 from hashjax import evaluator
@@ -28,6 +28,8 @@ from hashjax import metric_writer
 from hashjax import methods
 from hashjax import models
 from hashjax import optim
+from hashjax import run_files
+from hashjax import shallow
 from hashjax import sharding
 from hashjax import train_step as train_step_lib
 from hashjax.data import pipeline
@@ -136,14 +138,12 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains (resuming from the workdir if it holds a checkpoint), evaluates, returns the final metrics."""
+  if config.method in baselines.BASELINES:  # no network, no training loop
+    config_lib.validate(config)
+    return shallow.fit_and_evaluate(config, load_protocol(config), workdir)
   t_start = time.time()
   run = build(config)
-  os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
-    with open(os.path.join(workdir, 'protocol.json'), 'w') as f:
-      json.dump({'dataset': config.dataset.name, **run.protocol.summary()}, f, indent=2)
+  run_files.write_start(workdir, config, run.protocol)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
                                      config.checkpoint.keep)
   writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, initial_step=0,
@@ -155,10 +155,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       return {'preempted_at_step': int(state.step)}
     final = writer.write(int(state.step), run.evaluate(state.params), prefix='eval')
     final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
-    if jax.process_index() == 0:
-      with open(os.path.join(workdir, 'final_metrics.json'), 'w') as f:
-        json.dump(final, f, indent=2)
-    writer.message(f'final step {final["step"]}: {_fmt(final)}; workdir {workdir}')
+    run_files.write_json(workdir, 'final_metrics.json', final)
+    writer.message(f'final step {final["step"]}: {run_files.format_metrics(final)}; workdir {workdir}')
     return final
   finally:
     ckpt.close()
@@ -202,7 +200,8 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
         ckpt.save(done, state, meta, force=True)
         last_ckpt = done
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total:
-        writer.message(f'step {done}: ' + _fmt(writer.write(done, run.evaluate(state.params), prefix='eval')))
+        writer.message(f'step {done}: ' + run_files.format_metrics(
+            writer.write(done, run.evaluate(state.params), prefix='eval')))
       if preemption.requested:
         if last_ckpt != done:  # SIGTERM arrived after this step's save decision
           ckpt.save(done, state, meta, force=True)
@@ -212,6 +211,3 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
   ckpt.wait()
   return state, False
 
-
-def _fmt(metrics: dict) -> str:
-  return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())

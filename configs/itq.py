@@ -1,0 +1,16 @@
+"""ITQ (Gong & Lazebnik): PCA then the rotation minimising quantisation error, 50 iterations
+(FIRe's default is 3; see hashjax/baselines/itq.py). No training loop.
+
+  python -m hashjax.main --config configs/itq.py:quick
+  python -m hashjax.main --config configs/itq.py:bits=32 --workdir runs/itq32   # Fashion-MNIST
+
+Arguments: dataset, bits, quick.
+"""
+
+from hashjax import config_lib
+
+
+def get_config(arg=None):
+  c = config_lib.shallow_config('itq', arg)
+  c.loss.n_iter = 50
+  return c

@@ -1,0 +1,15 @@
+"""LSH: sign random projections of mean-centred pixels (no training).
+
+  python -m hashjax.main --config configs/lsh.py:quick
+  python -m hashjax.main --config configs/lsh.py:bits=64 --workdir runs/lsh64   # Fashion-MNIST
+
+Arguments: dataset, bits, quick. `--config.loss.centre=False` is FIRe's uncentred b = sign(Wx).
+"""
+
+from hashjax import config_lib
+
+
+def get_config(arg=None):
+  c = config_lib.shallow_config('lsh', arg)
+  c.loss.centre = True
+  return c

@@ -1,0 +1,13 @@
+"""SH, spectral hashing (Weiss et al.): PCA box and the lowest-frequency sinusoidal modes (no training).
+
+  python -m hashjax.main --config configs/sh.py:quick
+  python -m hashjax.main --config configs/sh.py:bits=32 --workdir runs/sh32   # Fashion-MNIST
+
+Arguments: dataset, bits, quick.
+"""
+
+from hashjax import config_lib
+
+
+def get_config(arg=None):
+  return config_lib.shallow_config('sh', arg)

@@ -1,0 +1,26 @@
+"""The JSON files every run writes into its workdir (process 0 only): the config that ran, the
+protocol's split, the final metrics. `hashjax.evaluate_run` reads them back."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+
+
+def write_json(workdir: str, name: str, obj) -> None:
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, name), 'w') as f:
+      json.dump(obj, f, indent=2)
+
+
+def write_start(workdir: str, config, protocol) -> None:
+  """config.json (the config that ran) and protocol.json (its query / train / database split)."""
+  write_json(workdir, 'config.json', json.loads(config.to_json_best_effort()))
+  write_json(workdir, 'protocol.json', {'dataset': config.dataset.name, **protocol.summary()})
+
+
+def format_metrics(metrics: dict) -> str:
+  return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())
