@@ -4,7 +4,7 @@
     cpu_flags.apply_cpu_performance_flags()   # before the first JAX computation
     import jax ...
 
-Measured (benchmarks/THROUGHPUT_NOTES.md; jaxlib 0.12.0.1, 2-core AMD EPYC, AVX2, no AVX-512;
+Measured (BENCHMARKS.md, "DSH train-step throughput"; jaxlib 0.12.0.1, 2-core AMD EPYC, AVX2, no AVX-512;
 DSH train step, batch 200, 28x28 f32, side by side, best of several rounds):
 
   flag(s)                                                      whole step vs no flags

@@ -35,13 +35,20 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def evaluate_workdir(workdir: str) -> dict:
+def encode_workdir(workdir: str):
+  """(config, protocol, query codes, database codes, step) of the workdir's latest checkpoint;
+  codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
   config = load_config(workdir)
   run = train.build(config)
   params, step = checkpoint.load_params(workdir, run.state.params)
   protocol, bs = run.protocol, config.eval.batch_size
   q = evaluator.encode_set(run.encode, params, protocol.images, protocol.query, bs, run.data_sharding)
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
+  return config, protocol, q, db, step
+
+
+def evaluate_workdir(workdir: str) -> dict:
+  config, protocol, q, db, step = encode_workdir(workdir)
   bits = q.shape[1]
   qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)
   ql, dl = protocol.labels[protocol.query], protocol.labels[protocol.database]

@@ -34,3 +34,33 @@ def precision_at_n(ns, precisions, path: str, title: str) -> str:
   ax.set_xscale('log')
   ax.grid(alpha=0.3)
   return _save(fig, path)
+
+
+def retrieval_grid(query_images, retrieved_images, distances, relevant, path: str, title: str) -> str:
+  """One row per query: the query image, then its retrieved images ranked by Hamming distance.
+
+  query_images (Q, H, W, C) and retrieved_images (Q, K, H, W, C) are uint8; distances (Q, K) are
+  written above each retrieved image; relevant (Q, K) bool (or None) frames it green (shares the
+  query's label) or red.
+  """
+  num_queries, k = retrieved_images.shape[:2]
+  grey = query_images.shape[-1] == 1
+  show = lambda ax, image: ax.imshow(image[..., 0] if grey else image, cmap='gray' if grey else None,
+                                     vmin=0, vmax=255)
+  fig, axes = plt.subplots(num_queries, k + 1, figsize=(1.1 * (k + 1), 1.2 * num_queries + 0.4),
+                           squeeze=False)
+  for row in range(num_queries):
+    show(axes[row, 0], query_images[row])
+    axes[row, 0].set_title('query', fontsize=7)
+    for col in range(k):
+      ax = axes[row, col + 1]
+      show(ax, retrieved_images[row, col])
+      ax.set_title(f'd={int(distances[row, col])}', fontsize=7)
+      if relevant is not None:
+        for spine in ax.spines.values():
+          spine.set(color='tab:green' if relevant[row, col] else 'tab:red', linewidth=2)
+  for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+  fig.suptitle(title, fontsize=9)
+  return _save(fig, path)

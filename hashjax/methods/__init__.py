@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import jax
 
+from hashjax.methods import autoencoder
 from hashjax.methods import cimon
 from hashjax.methods import dsh
 
@@ -28,6 +29,7 @@ class Method:
 METHODS: dict[str, Method] = {
     'dsh': Method(dsh.loss_fn),
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2),
+    'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
 }
 
 

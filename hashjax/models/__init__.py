@@ -12,12 +12,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from hashjax.models import autoencoder
 from hashjax.models import cimon_head
 from hashjax.models import dsh_net
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {
     'dsh_net': dsh_net.DSHNet,
     'dsh_net_tanh': cimon_head.DSHTanhNet,
+    'autoencoder': autoencoder.ConvAutoencoder,
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -41,10 +43,15 @@ def make_forward(graphdef):
 
   `with_features=True` (for models that support it, e.g. dsh_net_tanh) returns
   (penultimate features, outputs) from one pass.
+  `reconstruct_slope=b` (for autoencoders) returns `model.reconstruct(images, b)`, i.e.
+  (bottleneck z, codes tanh(b z), reconstruction), so a loss stays model-agnostic.
   """
-  def forward(params, images, *, train: bool, rng: jax.Array | None = None, with_features: bool = False):
+  def forward(params, images, *, train: bool, rng: jax.Array | None = None, with_features: bool = False,
+              reconstruct_slope: jax.Array | float | None = None):
     model = nnx.merge(graphdef, params)
     if with_features:
       return model(images, train=train, rng=rng, with_features=True)
+    if reconstruct_slope is not None:
+      return model.reconstruct(images, reconstruct_slope)
     return model(images, train=train, rng=rng)
   return forward
