@@ -13,11 +13,11 @@ import json
 import os
 
 import ml_collections
-import numpy as np
 
 from hashjax import checkpoint
 from hashjax import evaluator
 from hashjax import plots
+from hashjax import run_files
 from hashjax import train
 from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import metrics as metrics_lib
@@ -66,8 +66,7 @@ def evaluate_workdir(workdir: str) -> dict:
                 plots.precision_at_n(ns, [metrics[f'P@{n}'] for n in ns], os.path.join(workdir, 'p_at_n.png'),
                                      title)],
   }
-  np.savez(os.path.join(workdir, 'codes.npz'), query_packed=qp, query_labels=ql, query_ids=protocol.query,
-           db_packed=dp, db_labels=dl, db_ids=protocol.database, bits=np.int64(bits))
+  run_files.write_codes(workdir, protocol, qp, dp, bits)
   with open(os.path.join(workdir, 'eval_metrics.json'), 'w') as f:
     json.dump(out, f, indent=2)
   return out

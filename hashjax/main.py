@@ -13,20 +13,13 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from hashjax import checkpoint
 from hashjax import config_lib
 from hashjax import distributed
 from hashjax import train
-from hashjax.data import sources
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file: path/to/config.py[:arg].',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, metrics); default runs/<config>.')
-
-
-# Errors caused by the config, the data or the workdir: printed as one clear message, exit code 1.
-USER_ERRORS = (ValueError, KeyError, sources.DatasetUnavailableError, checkpoint.CheckpointError,
-               train.NonFiniteLossError)
 
 
 def default_workdir(config_path: str, config) -> str:
@@ -44,7 +37,7 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename, config)
   try:
     train.train_and_evaluate(config, workdir)
-  except USER_ERRORS as e:
+  except train.USER_ERRORS as e:
     if flags.FLAGS['verbosity'].present:
       raise
     sys.exit(f'error: {e}\n(rerun with --verbosity=0 for the traceback)')

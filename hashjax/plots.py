@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 
 def _save(fig, path: str) -> str:
-  fig.tight_layout()
+  if fig.get_layout_engine() is None:
+    fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
@@ -28,12 +29,8 @@ def pr_curve(precision, recall, path: str, title: str) -> str:
 
 
 def precision_at_n(ns, precisions, path: str, title: str) -> str:
-  fig, ax = plt.subplots(figsize=(5, 4))
-  ax.plot(ns, precisions, marker='.', linewidth=1)
-  ax.set(xlabel='number of retrieved items N', ylabel='precision@N', ylim=(0, 1.02), title=title)
-  ax.set_xscale('log')
-  ax.grid(alpha=0.3)
-  return _save(fig, path)
+  return lines({'P@N': (ns, precisions)}, path, title=title, xlabel='number of retrieved items N',
+               ylabel='precision@N', xscale='log', ylim=(0, 1.02))
 
 
 def retrieval_grid(query_images, retrieved_images, distances, relevant, path: str, title: str) -> str:
@@ -63,4 +60,34 @@ def retrieval_grid(query_images, retrieved_images, distances, relevant, path: st
     ax.set_xticks([])
     ax.set_yticks([])
   fig.suptitle(title, fontsize=9)
+  return _save(fig, path)
+
+
+def lines(series: dict, path: str, *, title: str, xlabel: str, ylabel: str, xscale: str = 'linear',
+          ylim=None, errors: dict | None = None) -> str:
+  """One line per entry of `series` {label: (x, y)}, with optional error bars {label: yerr}."""
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  for label, (x, y) in series.items():
+    if errors and label in errors:
+      ax.errorbar(x, y, yerr=errors[label], marker='o', markersize=3, linewidth=1, capsize=3, label=label)
+    else:
+      ax.plot(x, y, marker='.', linewidth=1, label=label)
+  ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+  ax.set_xscale(xscale)
+  if ylim is not None:
+    ax.set_ylim(*ylim)
+  ax.grid(alpha=0.3)
+  if len(series) > 1 or errors:
+    ax.legend(fontsize=7)
+  return _save(fig, path)
+
+
+def scatter_panels(panels: dict, path: str, *, title: str) -> str:
+  """One scatter panel per entry {panel title: (xy (n, 2), labels (n,))}, coloured by label."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels) + 1, 4), squeeze=False, layout='constrained')
+  for ax, (name, (xy, labels)) in zip(axes[0], panels.items()):
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap='tab10', s=4, alpha=0.7)
+    ax.set(title=name, xlabel='PC 1', ylabel='PC 2')
+  fig.colorbar(points, ax=axes[0].tolist(), label='class')
+  fig.suptitle(title, fontsize=10)
   return _save(fig, path)

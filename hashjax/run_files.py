@@ -7,6 +7,9 @@ import json
 import os
 
 import jax
+import numpy as np
+
+CODES_FILE = 'codes.npz'
 
 
 def write_json(workdir: str, name: str, obj) -> None:
@@ -24,3 +27,18 @@ def write_start(workdir: str, config, protocol) -> None:
 
 def format_metrics(metrics: dict) -> str:
   return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in metrics.items())
+
+
+def write_codes(workdir: str, protocol, query_packed, db_packed, bits: int) -> None:
+  """codes.npz: packed query / database codes with their labels and pool ids (plain arrays, no
+  pickle), readable by `read_codes`, `python -m hashjax.evaluate` (after np.save of the arrays) or
+  any other tool."""
+  if jax.process_index() == 0:
+    np.savez(os.path.join(workdir, CODES_FILE), query_packed=query_packed,
+             query_labels=protocol.labels[protocol.query], query_ids=protocol.query, db_packed=db_packed,
+             db_labels=protocol.labels[protocol.database], db_ids=protocol.database, bits=np.int64(bits))
+
+
+def read_codes(workdir: str) -> dict:
+  with np.load(os.path.join(workdir, CODES_FILE), allow_pickle=False) as f:
+    return {k: (int(v) if k == 'bits' else v) for k, v in f.items()}

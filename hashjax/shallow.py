@@ -5,7 +5,7 @@
 fits the baseline on the protocol's training images (pixels scaled to [0, 1], or a feature file
 aligned with the protocol's pool), encodes query and database, and evaluates with the same
 retrieval metrics as the deep methods, so both fill the same tables. The workdir receives the
-usual config.json / protocol.json / final_metrics.json and the fitted encoder (`encoder.npz`,
+usual config.json / protocol.json / final_metrics.json / codes.npz and the fitted encoder (`encoder.npz`,
 rebuilt by `hashjax.baselines.from_arrays`).
 """
 
@@ -53,6 +53,7 @@ def fit_and_evaluate(config, protocol: protocols.Protocol, workdir: str) -> dict
       query, protocol.labels[protocol.query], database, protocol.labels[protocol.database],
       bits=config.bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
       ties=config.eval.ties)
+  run_files.write_codes(workdir, protocol, query, database, config.bits)
   final.update(step=0, wall_seconds=round(time.time() - t_start, 1))
   run_files.write_json(workdir, 'final_metrics.json', final)
   print(f'{config.method} {config.bits} bits on {config.dataset.name}: {run_files.format_metrics(final)}; '

@@ -47,6 +47,11 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
+# Errors caused by the config, the data or the workdir: CLIs print them as one clear line.
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, sources.DatasetUnavailableError,
+               checkpoint_lib.CheckpointError, NonFiniteLossError)
+
+
 def load_protocol(config) -> protocols.Protocol:
   source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None)
   return protocols.build(source, config.dataset.protocol, seed=config.dataset.split_seed,
@@ -124,8 +129,11 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   forward = models.make_forward(graphdef)
   preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
 
+  # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
+  extras = (method.batch_extras(config, forward, preprocess, params, protocol, repl, data_sh)
+            if method.batch_extras is not None else None)
   batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, config.batch_size,
-                                  seed=config.seed)
+                                  seed=config.seed, extras=extras)
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
   tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch)
   state = jax.device_put(train_step_lib.create_state(params, tx, config.seed), repl)

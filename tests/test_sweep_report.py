@@ -1,0 +1,56 @@
+"""Sweeps resume after a kill without rerunning finished cells; the report covers every cell."""
+
+import os
+import signal
+import subprocess
+import sys
+
+from hashjax import report
+from hashjax import sweep
+from tests import helpers
+
+ARGS = ['--config', 'configs/itq.py:quick', '--config', 'configs/dsh.py:quick', '--bits', '8', '--seeds', '0',
+        '--set', 'num_steps=6', '--set', 'model.width=0.25', '--set', 'batch_size=32',
+        '--set', 'checkpoint.every_steps=2', '--set', 'eval.topk=(50,)', '--set', 'eval.pn=(10,)']
+
+
+def _sweep(workdir, **env):
+  return subprocess.run([sys.executable, '-m', 'hashjax.sweep', *ARGS, '--workdir', workdir], cwd=helpers.ROOT,
+                        env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', **env),
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path):
+  root = str(tmp_path / 'sweep')
+  killed = _sweep(root, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGKILL')  # dies inside the DSH cell
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  itq_done = os.path.join(root, 'itq_quick', '8b_seed0', 'final_metrics.json')
+  assert os.path.exists(itq_done)
+  assert not os.path.exists(os.path.join(root, 'dsh_quick', '8b_seed0', 'final_metrics.json'))
+  finished_at = os.path.getmtime(itq_done)
+
+  resumed = _sweep(root)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert 'itq_quick 8 bits seed 0: done, skipped' in resumed.stdout
+  assert 'resumed from' in resumed.stdout
+  assert os.path.getmtime(itq_done) == finished_at
+
+  result = report.write_report(root)
+  assert result['cells'] == 2
+  with open(result['report']) as f:
+    text = f.read()
+  for name in ('itq_quick', 'dsh_quick'):
+    assert f'| {name} | ' in text
+  assert '## mAP' in text and '8 bits' in text and 'ties: stable' in text
+  with open(result['csv']) as f:
+    assert len(f.read().strip().splitlines()) == 3  # header + 2 cells
+  assert len(result['figures']) >= 6
+  for path in result['figures']:
+    assert os.path.getsize(path) > 1000, path
+
+
+def test_bad_override_and_names_fail_before_running(tmp_path):
+  assert sweep.main(['--config', 'configs/itq.py:quick', '--bits', '8', '--workdir', str(tmp_path),
+                     '--set', 'optimizer.lrr=1']) == 2
+  assert not os.listdir(tmp_path)
+  assert sweep.config_name('configs/dsh.py:quick,bits=12') == 'dsh_quick_bits-12'
