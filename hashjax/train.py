@@ -40,7 +40,7 @@ from hashjax.data import sources
 # Fault injection for tests: 'STEP:SIGNAL' (e.g. '25:SIGKILL') makes the run send itself SIGNAL
 # right after STEP, so kill / preemption tests hit a known point instead of racing the loop.
 _FAULT = os.environ.get('HASHJAX_FAULT_SIGNAL_AT_STEP', '')
-_FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT.split(':')[0]), getattr(signal, _FAULT.split(':')[1])) if _FAULT else (0, None)
+_FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT.split(':')[0]), signal.Signals[_FAULT.split(':')[1]]) if _FAULT else (0, None)
 
 
 class NonFiniteLossError(FloatingPointError):
