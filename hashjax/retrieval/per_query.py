@@ -82,9 +82,9 @@ def _histograms(d, rel, bits: int) -> dict:
   return {"hist_all": h[:, 0::2] + h[:, 1::2], "hist_rel": h[:, 1::2]}
 
 
-def _map_chunks(fn, q_packed, q_labels, chunk: int):
-  """lax.map of fn over query chunks (queries padded to a multiple)."""
-  nq = q_packed.shape[0]
+def _map_chunks(fn, *per_query, chunk: int):
+  """lax.map of fn over chunks of `chunk` queries of the per-query arrays (padded to a multiple)."""
+  nq = per_query[0].shape[0]
   nc = -(-nq // chunk)
   pad = nc * chunk - nq
 
@@ -92,7 +92,7 @@ def _map_chunks(fn, q_packed, q_labels, chunk: int):
     x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1))
     return x.reshape((nc, chunk) + x.shape[1:])
 
-  out = lax.map(lambda a: fn(*a), (split(q_packed), split(q_labels)))
+  out = lax.map(lambda a: fn(*a), tuple(split(x) for x in per_query))
   return {k: v.reshape((nc * chunk,) + v.shape[2:])[:nq] for k, v in out.items()}
 
 
@@ -109,7 +109,7 @@ def _xla_stats(q_packed, q_labels, db_packed, db_labels, *, bits, ks, pns,
     out.update(_ranked_stats(_stable_sorted_relevance(d, rel, bits), ks, pns))
     return out
 
-  return _map_chunks(one, q_packed, q_labels, chunk)
+  return _map_chunks(one, q_packed, q_labels, chunk=chunk)
 
 
 @functools.partial(jax.jit, static_argnames=("radius",))
@@ -129,20 +129,10 @@ def _gather_ranked(rel, order, *, ks, pns):
 def _counting_stats(q_packed, q_labels, db_packed, db_labels, hist_all,
                     hist_rel, *, ks, pns, chunk):
   """stable_counting_stats over lane chunks of queries (lax.map)."""
-  nq = q_packed.shape[0]
-  nc = -(-nq // chunk)
-  pad = nc * chunk - nq
+  def one(qp, ql, ha, hr):
+    return stable_counting_stats(qp, ql, db_packed, db_labels, ha, hr, ks, pns)
 
-  def split(x):
-    x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1))
-    return x.reshape((nc, chunk) + x.shape[1:])
-
-  def one(a):
-    return stable_counting_stats(*a[:2], db_packed, db_labels, *a[2:], ks, pns)
-
-  out = lax.map(one, tuple(split(x) for x in (q_packed, q_labels, hist_all,
-                                              hist_rel)))
-  return {k: v.reshape((nc * chunk,) + v.shape[2:])[:nq] for k, v in out.items()}
+  return _map_chunks(one, q_packed, q_labels, hist_all, hist_rel, chunk=chunk)
 
 
 def _numpy_stats(q_packed, q_labels, db_packed, db_labels, *, ks, pns, radius,
