@@ -15,6 +15,9 @@ here. The slope rises geometrically once an epoch over the first two thirds of t
 (`loss.slope_steps`); the last third is the fine-tuning phase at the final slope, while the
 linear decay keeps lowering the learning rate (to 1e-5 at the end). Pixels are normalised per
 channel and not augmented; the reconstruction target is the normalised image.
+One addition to the seed, `model.code_norm='batch_rms'`: without it the codes stayed continuous
+(Fashion-MNIST, 4 epochs, b 1 -> 1000: 17% of entries binary, mAP 0.383); with it, 99% (mAP 0.411).
+`--config.model.code_norm=none` gives the seed's network.
 """
 
 from hashjax import config_lib
@@ -40,14 +43,16 @@ def get_config(arg=None):
   # RGB: "mostly follows VGG" (two 3x3 convolutions per block, wider); grey: the seed's 16/32/64.
   c.model.filters = (64, 128, 256) if rgb else (16, 32, 64)
   c.model.convs_per_block = 2 if rgb else 1
-  c.model.code_norm = 'none'  # 'batch_rms': z over its per-bit batch RMS before the tanh (not in the seed)
+  # Not in the seed: the tanh sees z over its per-bit batch RMS, so the encoder cannot undo the
+  # rising slope by shrinking z ('none' is the seed's network; see hashjax/models/autoencoder.py).
+  c.model.code_norm = 'batch_rms'
   c.augment = 'none'
   c.batch_size = 128
   c.num_epochs = 30
   steps_per_epoch = TRAIN_SIZES.get(arg.dataset, 60000) // c.batch_size
   c.loss.slope_schedule = 'exponential'  # constant | linear | exponential (see hashjax/methods/autoencoder.py)
   c.loss.slope_start = 1.0               # b of tanh(b z); the seed's b' in 2 / (1 + e^{-b'z}) - 1 is 2b
-  c.loss.slope_end = 50.0
+  c.loss.slope_end = 1000.0              # ~99% of entries |h| > 0.99 on Fashion-MNIST (50: ~61%)
   c.loss.slope_steps = 20 * steps_per_epoch  # annealing ends here; fine-tuning after
   c.loss.slope_update_every = steps_per_epoch  # raise b once an epoch
   c.loss.binary_threshold = 0.99         # |h| above this counts as binary in the binary_fraction metric

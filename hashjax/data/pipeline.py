@@ -8,7 +8,7 @@ and `jax.make_array_from_process_local_data` assembles the global array.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grain
 import jax
@@ -19,7 +19,8 @@ class TrainBatches:
   """Random-access training batches: `batches[step]` -> dict of host numpy arrays (this process's slice)."""
 
   def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
-               global_batch_size: int, seed: int):
+               global_batch_size: int, seed: int,
+               extras: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None):
     if global_batch_size % jax.process_count():
       raise ValueError(f'batch_size {global_batch_size} must be divisible by the process count {jax.process_count()}')
     if len(indices) < global_batch_size:
@@ -29,6 +30,9 @@ class TrainBatches:
     self.order = (grain.MapDataset.range(len(indices)).seed(seed).shuffle().repeat()
                   .batch(global_batch_size, drop_remainder=True))
     self.steps_per_epoch = len(indices) // global_batch_size
+    # Hook for methods whose batches carry host-side data: extras(pool positions of the global
+    # batch) -> {key: array with one row per example} (CIMON graph=global: its graph's blocks).
+    self.extras = extras
 
   def global_indices(self, step: int) -> np.ndarray:
     """Pool indices of the whole global batch at `step` (identical on every process)."""
@@ -37,8 +41,11 @@ class TrainBatches:
   def __getitem__(self, step: int) -> dict[str, np.ndarray]:
     idx = self.global_indices(step)
     local = len(idx) // jax.process_count()
-    idx = idx[jax.process_index() * local:(jax.process_index() + 1) * local]
-    return {'image': self.images[idx], 'label': self.labels[idx]}
+    rows = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+    batch = {'image': self.images[idx[rows]], 'label': self.labels[idx[rows]]}
+    if self.extras is not None:
+      batch.update({k: v[rows] for k, v in self.extras(np.asarray(self.order[step])).items()})
+    return batch
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:

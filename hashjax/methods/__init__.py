@@ -24,11 +24,15 @@ class Method:
   to_codes: Callable[[jax.Array], jax.Array] = lambda outputs: outputs
   supervised: bool = True
   num_views: int = 1  # augmented views of each image the loss sees (batch['views'] when > 1)
+  # Optional (config, forward, preprocess, initial params, protocol, params sharding, batch sharding)
+  # -> None or extras(pool positions of a global batch) -> {key: per-example rows} added to the batch.
+  batch_extras: Callable | None = None
 
 
 METHODS: dict[str, Method] = {
     'dsh': Method(dsh.loss_fn),
-    'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2),
+    'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
+                    batch_extras=cimon.batch_extras),
     'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
 }
 

@@ -19,6 +19,10 @@ The slope follows `config.slope_schedule` of the step (`batch['step']`), all per
 as "increase b until the codes are binary" reads); `slope_steps` is in steps too, so an
 annealing over E epochs is E * steps_per_epoch. Steps after `slope_steps` are the seed's
 fine-tuning phase at the final slope, while the learning rate keeps decaying (configs/autoencoder.py).
+
+The encoder can cancel any slope by shrinking z (b z is what the tanh sees), so a rising b alone
+need not binarise the codes; `binary_fraction` (|h| > binary_threshold) shows whether it did, and
+the model's `code_norm='batch_rms'` (hashjax/models/autoencoder.py) removes that freedom.
 """
 
 from __future__ import annotations

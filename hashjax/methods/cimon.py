@@ -13,8 +13,10 @@ The loss, with v, v' the tanh outputs of the two views, H = v v^T / L, H' = v' v
 Graph modes (`config.graph`):
   * 'batch': the graph of the global batch, built inside the jitted step from this step's
     features (the STL-10 per-batch variant, reference/methods.md section 2);
-  * 'global': the official graph built once before training; the batch carries its blocks as
-    batch['graph'] = (S1, W1, S2, W2), each (B, B), gathered on the host.
+  * 'global': the official graph, built once before training over the whole training set with
+    numpy / scipy / scikit-learn (`cimon_graph.py`); each batch carries its (B, B) blocks
+    S[I][:, I], W[I][:, I] as batch['graph_s1'], ['graph_w1'], ['graph_s2'], ['graph_w2'],
+    gathered on the host (`batch_extras`).
 Codes are sign(tanh output).
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 from jax.scipy.stats import norm
 
 from hashjax import spectral
+from hashjax.methods import cimon_graph
 
 GRAPHS = ('batch', 'global')
 _TINY = 1e-12
@@ -133,15 +136,25 @@ def objective(codes1, codes2, graph1, graph2, *, tau: float, eta: float):
   return semantic + eta * contrastive, metrics
 
 
-def check_config(config) -> None:
+def check_config(config, batch_size: int | None = None) -> None:
+  """Fails on bad `config.loss` values (`config` is the loss group), naming the valid range."""
   if config.graph not in GRAPHS:
     raise ValueError(f'unknown loss.graph {config.graph!r}; valid: {", ".join(GRAPHS)}')
+  if not 0 <= config.threshold <= 2:
+    raise ValueError(f'loss.threshold is a cosine distance, in [0, 2]; got {config.threshold}')
+  if config.num_clusters < 2 or (batch_size is not None and config.graph == 'batch' and config.num_clusters > batch_size):
+    raise ValueError(f'loss.num_clusters must be in [2, batch size {batch_size}] with graph=batch; got {config.num_clusters}')
+  if config.tau <= 0 or config.eta < 0:
+    raise ValueError(f'loss.tau must be > 0 and loss.eta >= 0; got tau={config.tau}, eta={config.eta}')
+  if config.kmeans_restarts < 1 or config.kmeans_iters < 1:
+    raise ValueError(f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got '
+                     f'{config.kmeans_restarts}, {config.kmeans_iters}')
 
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure CIMON objective on batch['views'] (two augmented views): (params, batch, rng) -> (loss, metrics)."""
-  check_config(config)
   view1, view2 = batch['views']
+  check_config(config, view1.shape[0])
   rng1, rng2, graph_rng = jax.random.split(rng, 3)
   features1, codes1 = forward(params, view1, train=True, rng=rng1, with_features=True)
   features2, codes2 = forward(params, view2, train=True, rng=rng2, with_features=True)
@@ -155,9 +168,22 @@ def loss_fn(params, batch, rng, *, forward, config):
     s2, w2, _ = similarity_graph(jax.lax.stop_gradient(features2), key2, **graph_args)
     extra = {'histogram_mode': stats['mode']}
   else:
-    s1, w1, s2, w2 = batch['graph']
+    s1, w1, s2, w2 = (batch[k] for k in cimon_graph.GRAPH_KEYS)
   loss, metrics = objective(codes1, codes2, (s1, w1), (s2, w2), tau=config.tau, eta=config.eta)
   return loss, {**metrics, **extra}
+
+
+def batch_extras(config, forward, preprocess, params, protocol, params_sharding, batch_sharding):
+  """graph=global: builds the official graph once and returns the host gather of its batch blocks.
+
+  Called by `train.build` before anything compiles, so it also checks the loss config early.
+  """
+  check_config(config.loss, config.batch_size)
+  if config.loss.graph != 'global':
+    return None
+  graph = cimon_graph.build(config, forward, preprocess, params, protocol.images, protocol.train,
+                            params_sharding, batch_sharding)
+  return cimon_graph.batch_blocks(graph)
 
 
 def to_codes(outputs: jax.Array) -> jax.Array:

@@ -10,13 +10,15 @@ that pooling (4 -> 7 -> 14 -> 28), and a final linear 3x3 convolution to the inp
 
 The seed's MNIST network is filters (16, 32, 64), one convolution per block; its RGB network
 "mostly follows VGG": wider filters and `convs_per_block=2`.
-`reconstruct(x, slope)` returns (z, h = tanh(slope * z), decoder(h)) for the training loss
+`reconstruct(x, slope)` returns (z, h = tanh(slope * z'), decoder(h)), z' = z or z normalised
+(`code_norm`), for the training loss
 (hashjax/methods/autoencoder.py), which reaches it through `make_forward`'s `reconstruct_slope`.
 
 `code_norm='batch_rms'` (not in the seed) divides z by each bit's batch RMS before the tanh.
 Without it the encoder's last dense layer can shrink z as fast as the slope grows, keeping
-tanh(b z) in its linear range: on Fashion-MNIST (4 epochs, b 1 -> 50) only ~2% of the code
-entries ended with |h| > 0.99, so the decoder never learned from binary codes.
+tanh(b z) in its linear range: on Fashion-MNIST (4 epochs) only 2% (b 1 -> 50) or 17%
+(b 1 -> 1000) of the code entries ended with |h| > 0.99, so the decoder never learned from binary
+codes; with 'batch_rms' 61% did at b = 50 and 99% at b = 1000 (mAP 0.381 / 0.411 vs 0.382 / 0.383).
 """
 
 from __future__ import annotations
