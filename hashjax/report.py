@@ -96,11 +96,15 @@ def figures(cells, out: str) -> list[str]:
   files = []
   names = sorted({c['name'] for c in cells})
   bits_all = sorted({c['bits'] for c in cells})
-  for key, label in (('mAP', 'mAP@all'), *((k, k) for k in sorted(cells[0]['metrics']) if k.startswith('P@H<='))):
+  # Every ranking metric against bits (mAP, mAP@K, P@H<=r, R@H<=r, P@N: the seed's P@90-vs-bits plot).
+  for key in sorted({k for c in cells for k in c['metrics'] if _column_rank(k) is not None}, key=_column_rank):
+    label = 'mAP@all' if key == 'mAP' else key
     series, errors = {}, {}
     for name in names:
-      bits = [b for b in bits_all if any(c['name'] == name and c['bits'] == b for c in cells)]
-      stats = [_mean_std([c['metrics'][key] for c in cells if c['name'] == name and c['bits'] == b]) for b in bits]
+      values = {b: [c['metrics'][key] for c in cells if c['name'] == name and c['bits'] == b and key in c['metrics']]
+                for b in bits_all}
+      bits = [b for b in bits_all if values[b]]
+      stats = [_mean_std(values[b]) for b in bits]
       series[name] = (bits, [m for m, _ in stats])
       errors[name] = [s for _, s in stats]
     slug = key.replace('@', '_at_').replace('<=', '_le_')
