@@ -95,3 +95,29 @@ def load_params(directory: str, params_like):
                           f'({type(e).__name__}: {e})') from e
   finally:
     manager.close()
+
+
+def save_weights(directory: str, weights: dict, meta: dict) -> None:
+  """Writes a weights-only checkpoint (e.g. converted ImageNet weights): `weights` (a tree of arrays)
+  and `meta` (JSON). Fails if `directory` exists, so converted weights are never overwritten."""
+  directory = os.path.abspath(directory)
+  if os.path.exists(directory):
+    raise CheckpointError(f'{directory} already exists: remove it or choose another destination')
+  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  checkpointer.save(directory, args=ocp.args.Composite(weights=ocp.args.StandardSave(weights),
+                                                       meta=ocp.args.JsonSave(meta)))
+
+
+def load_weights(directory: str) -> tuple[dict, dict]:
+  """(weights as NumPy arrays, meta) of a `save_weights` checkpoint."""
+  directory = os.path.abspath(directory)
+  if not all(os.path.isdir(os.path.join(directory, item)) for item in ('weights', 'meta')):
+    raise CheckpointError(f'pretrained: no weights checkpoint in {directory} (write one with '
+                          f'`python -m hashjax.weights convert --arch ARCH --src FILE --dst {directory}`)')
+  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  try:
+    restored = checkpointer.restore(directory, args=ocp.args.Composite(
+        weights=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  except Exception as e:
+    raise CheckpointError(f'pretrained: {directory} is unreadable ({type(e).__name__}: {e})') from e
+  return restored['weights'], restored['meta']

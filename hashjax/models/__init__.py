@@ -1,41 +1,70 @@
 """Models by name. `build(config, image_shape, rng)` returns (graphdef, params) for pure use.
 
 Networks are Flax NNX modules; training code keeps only their parameters as a plain nested
-dict and rebuilds the module inside jit with `nnx.merge` (see `forward`).
+dict and rebuilds the module inside jit with `nnx.merge` (see `forward`). A network's other
+state (the frozen BatchNorm statistics of the ImageNet backbones) is not trained: `build` returns
+it inside the graphdef (`GraphDefWithConstants`) and `make_forward` merges it in as constants.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from hashjax.models import autoencoder
+from hashjax.models import backbones
 from hashjax.models import cimon_head
 from hashjax.models import dsh_net
 
+# ImageNet backbones + hash head (models/backbones/): alexnet, vgg_f, vgg11[_bn], vgg16[_bn], vgg19[_bn],
+# resnet18/34/50/101, googlenet. `--config.model.pretrained` loads their converted weights.
+BACKBONE_MODELS = tuple(backbones.BACKBONES)
 MODELS: dict[str, Callable[..., nnx.Module]] = {
     'dsh_net': dsh_net.DSHNet,
     'dsh_net_tanh': cimon_head.DSHTanhNet,
     'autoencoder': autoencoder.ConvAutoencoder,
+    **{name: backbones.hash_net(name) for name in BACKBONE_MODELS},
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
+@dataclasses.dataclass(frozen=True)
+class GraphDefWithConstants:
+  """A graphdef with the network's non-trainable state (pure dict of NumPy arrays), for `make_forward`."""
+  graphdef: nnx.GraphDef
+  constants: dict
+
+
 def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array):
-  """Returns (graphdef, params) of the network named by `config.name` (other keys are its kwargs)."""
+  """Returns (graphdef, params) of the network named by `config.name` (other keys are its kwargs).
+
+  `config.pretrained` (a directory written by `python -m hashjax.weights convert`) replaces the
+  backbone's parameters (and BatchNorm statistics) of an ImageNet backbone model; its head stays fresh.
+  """
   kwargs = dict(config)
   name = kwargs.pop('name')
+  pretrained = kwargs.pop('pretrained', '')
   if name not in MODELS:
     raise ValueError(f'unknown model {name!r}; valid names: {", ".join(sorted(MODELS))}')
   dtype = kwargs.pop('dtype', 'float32')
   if dtype not in DTYPES:
     raise ValueError(f'unknown model.dtype {dtype!r}; valid: {", ".join(DTYPES)}')
   model = MODELS[name](bits, image_shape, dtype=DTYPES[dtype], rngs=nnx.Rngs(params=rng), **kwargs)
-  graphdef, params = nnx.split(model, nnx.Param)
-  return graphdef, nnx.to_pure_dict(params)
+  graphdef, params, constants = nnx.split(model, nnx.Param, ...)
+  params, constants = nnx.to_pure_dict(params), nnx.to_pure_dict(constants)
+  if pretrained:
+    if not isinstance(model, backbones.HashNet):
+      raise ValueError(f'model.pretrained={pretrained!r}: model {name!r} has no pretrained backbone; '
+                       f'valid with: {", ".join(BACKBONE_MODELS)}')
+    params, constants = backbones.load_pretrained(pretrained, model.arch, params, constants)
+  if constants:
+    graphdef = GraphDefWithConstants(graphdef, jax.tree.map(np.asarray, constants))
+  return graphdef, params
 
 
 def make_forward(graphdef):
@@ -46,9 +75,13 @@ def make_forward(graphdef):
   `reconstruct_slope=b` (for autoencoders) returns `model.reconstruct(images, b)`, i.e.
   (bottleneck z, codes tanh(b z), reconstruction), so a loss stays model-agnostic.
   """
+  constants = ()
+  if isinstance(graphdef, GraphDefWithConstants):
+    graphdef, constants = graphdef.graphdef, (graphdef.constants,)
+
   def forward(params, images, *, train: bool, rng: jax.Array | None = None, with_features: bool = False,
               reconstruct_slope: jax.Array | float | None = None):
-    model = nnx.merge(graphdef, params)
+    model = nnx.merge(graphdef, params, *constants)
     if with_features:
       return model(images, train=train, rng=rng, with_features=True)
     if reconstruct_slope is not None:
