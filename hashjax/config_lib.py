@@ -75,6 +75,7 @@ def base_config() -> mlc.ConfigDict:
                                   protocol_args=mlc.ConfigDict()))
   c.image_size = 0            # 0: native size; else resize (on device) to image_size x image_size
   c.augment = 'none'
+  c.normalize = 'dataset'     # per-channel mean/std of the training images, or 'imagenet' (pretrained backbones)
   c.model = mlc.ConfigDict(dict(name='dsh_net', dtype='float32', pretrained=''))  # pretrained: hashjax.weights dir
   c.loss = mlc.ConfigDict()   # the method's own hyperparameters
   c.batch_size = 200

@@ -64,6 +64,19 @@ def image_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)) + 1e-6
 
 
+def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel (mean, std): the training images' own ('dataset') or ImageNet's ('imagenet', what
+  pretrained backbones expect; RGB only)."""
+  if name == 'dataset':
+    return image_stats(protocol.images[protocol.train])
+  if name == 'imagenet':
+    if protocol.images.shape[-1] != 3:
+      raise ValueError(f'normalize=imagenet needs RGB images; this dataset has {protocol.images.shape[-1]} '
+                       f'channel(s): use normalize=dataset')
+    return np.asarray(models.backbones.IMAGENET_MEAN), np.asarray(models.backbones.IMAGENET_STD)
+  raise ValueError(f'unknown normalize {name!r}; valid names: dataset, imagenet')
+
+
 class _Preemption:
   """Turns SIGTERM into a flag the loop polls, so the run can checkpoint and exit cleanly."""
 
@@ -121,7 +134,7 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   sharding.check_batch_size(config.batch_size, mesh)
   data_sh, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
 
-  mean, std = image_stats(protocol.images[protocol.train])
+  mean, std = normalization(config.get('normalize', 'dataset'), protocol)
   h, w, c = protocol.images.shape[1:]
   size = config.get('image_size') or None
   image_shape = (size, size, c) if size else (h, w, c)

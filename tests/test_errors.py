@@ -80,3 +80,10 @@ def test_nan_loss_stops_without_saving_bad_parameters(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   saved = os.listdir(os.path.join(tmp_path, 'checkpoints'))
   assert all(not s.isdigit() or int(s) < 4 for s in saved), saved
+
+
+@pytest.mark.parametrize('value,message', [('imagenet', 'normalize=imagenet needs RGB images'),
+                                           ('batch', "unknown normalize 'batch'; valid names: dataset, imagenet")])
+def test_normalize_choices(value, message):
+  with pytest.raises(ValueError, match=message):
+    train.build(helpers.tiny_dsh_config(normalize=value))
