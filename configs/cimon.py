@@ -6,7 +6,8 @@ weights + spectral-clustering mask, 4 semantic-consistency terms + eta * NT-Xent
   python -m hashjax.main --config configs/cimon.py:quick,graph=global --workdir /tmp/cimon_quick_global
   python -m hashjax.main --config configs/cimon.py:bits=64 --config.loss.threshold=0.2
 
-Arguments: dataset (fashion_mnist | cifar10 | digits | ...), bits, quick, graph.
+Arguments: dataset (fashion_mnist | cifar10 | digits | ...), bits, quick, graph, backbone (e.g.
+vgg16: the official network, at 224 px; add --config.model.pretrained=weights/vgg16).
 graph=batch (the default) builds the graph from each global batch inside the jitted step, with
 the STL-10 per-batch variant's settings (batch 256, 5 clusters, threshold 0.3, 128 bits, tau 0.5,
 eta 0.3; reference/methods.md section 2). graph=global is the official graph, built once before
@@ -23,7 +24,8 @@ from hashjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, dataset='fashion_mnist', bits=128, quick=False, graph='batch')
+  arg = config_lib.parse_arg(arg, dataset='fashion_mnist', bits=128, quick=False, graph='batch',
+                             backbone='')
   if arg.graph not in ('batch', 'global'):
     raise ValueError(f'unknown graph={arg.graph!r}; valid: batch, global')
   c = config_lib.base_config()
@@ -51,6 +53,15 @@ def get_config(arg=None):
   c.eval.every_steps = 0
   c.eval.topk = (1000,)
   c.checkpoint.every_steps = 1000
+  if arg.backbone:
+    # An ImageNet backbone (hashjax/models/backbones/) with the official head ReLU -> Linear -> Tanh,
+    # at 224 px with ImageNet statistics; load weights with --config.model.pretrained=DIR
+    # (python -m hashjax.weights convert). Pretrained fc7 features need no centring.
+    c.model.name = arg.backbone
+    c.model.head_activation = 'tanh'
+    c.image_size = 224
+    c.normalize = 'imagenet' if arg.dataset in ('cifar10', 'cifar100', 'stl10') else 'dataset'
+    c.loss.center_features = False
   if arg.graph == 'global':
     # The official run: 5,000 training images (500/class), threshold 0.1, 70 clusters, batch 24
     # (divisible by 8 devices), 150 epochs.

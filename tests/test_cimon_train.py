@@ -23,3 +23,16 @@ def test_quick_config_trains_and_evaluates(tmp_path):
     logged = [json.loads(line) for line in f]
   train_rows = [r for r in logged if r['split'] == 'train']
   assert {'semantic_loss', 'contrastive_loss', 'positive_fraction', 'mean_weight'} <= set(train_rows[-1])
+
+
+def test_imagenet_backbone_variant_trains(tmp_path):
+  """backbone=vgg11: the official head (ReLU -> Linear -> Tanh) on fc7 features, here tiny."""
+  c = helpers.load_config('cimon', 'quick,backbone=vgg11')
+  assert c.model.head_activation == 'tanh' and not c.loss.center_features
+  c.image_size, c.model.width = 32, 0.125  # the real layer structure at 1/8 of the channels
+  c.num_steps, c.batch_size, c.bits = 2, 16, 16
+  c.log_every_steps = c.checkpoint.every_steps = 2
+  c.loss.kmeans_restarts, c.loss.kmeans_iters = 2, 10
+  c.eval.topk, c.eval.pn, c.eval.batch_size = (50,), (10,), 512
+  final = train.train_and_evaluate(c, str(tmp_path))
+  assert final['step'] == 2 and math.isfinite(final['mAP'])
