@@ -4,7 +4,7 @@
   python -m hashjax.main --config configs/autoencoder.py --workdir runs/ae_mnist          # MNIST, 16 bits (the seed)
   python -m hashjax.main --config configs/autoencoder.py:fashion_mnist --workdir runs/ae_fmnist
   python -m hashjax.main --config configs/autoencoder.py:cifar10,bits=32
-  python -m hashjax.retrieval_grid --workdir runs/ae_mnist                               # top-10 figure
+  python -m hashjax.retrieve --workdir runs/ae_mnist                                      # top-10 figure
 
 Arguments: a dataset variant (mnist | fashion_mnist | cifar10, or dataset=NAME), bits, quick.
 The seed's settings: conv 16/32/64 (3x3, 2x2 max-pooling / up-sampling) and a dense 16-bit

@@ -35,12 +35,18 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def encode_workdir(workdir: str):
-  """(config, protocol, query codes, database codes, step) of the workdir's latest checkpoint;
-  codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
+def load_run(workdir: str):
+  """(config, run, params, step): the run rebuilt from its config.json, with its latest parameters."""
   config = load_config(workdir)
   run = train.build(config)
   params, step = checkpoint.load_params(workdir, run.state.params)
+  return config, run, params, step
+
+
+def encode_workdir(workdir: str):
+  """(config, protocol, query codes, database codes, step) of the workdir's latest checkpoint;
+  codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
+  config, run, params, step = load_run(workdir)
   protocol, bs = run.protocol, config.eval.batch_size
   q = evaluator.encode_set(run.encode, params, protocol.images, protocol.query, bs, run.data_sharding)
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)

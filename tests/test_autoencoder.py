@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
+from PIL import Image
 import pytest
 from flax import nnx
 
@@ -130,7 +131,7 @@ def test_config_variants_are_valid(variant):
 
 
 def test_quick_run_trains_and_draws_the_retrieval_grid(tmp_path):
-  from hashjax import retrieval_grid
+  from hashjax import retrieve
   from hashjax import train
   c = helpers.load_config('autoencoder', 'quick')
   c.num_steps = 10
@@ -142,6 +143,18 @@ def test_quick_run_trains_and_draws_the_retrieval_grid(tmp_path):
   workdir = str(tmp_path / 'run')
   final = train.train_and_evaluate(c, workdir)
   assert final['step'] == 10 and math.isfinite(final['mAP']) and 0.0 < final['mAP'] <= 1.0
-  path = retrieval_grid.make_retrieval_grid(workdir, num_queries=3, k=5)
+  path = retrieve.make_retrieval_grid(workdir, num_queries=3, k=5)
   assert path == os.path.join(workdir, 'retrieval_grid.png') and os.path.getsize(path) > 0
-  assert retrieval_grid.main(['--workdir', str(tmp_path / 'nowhere')]) == 2
+  assert retrieve.main(['--workdir', str(tmp_path / 'nowhere')]) == 2
+  # Given queries, and an image file: a PNG of a dataset image reads back as exactly that image.
+  assert retrieve.main(['--workdir', workdir, '--query_index', '0', '--query_index', '5', '--k', '4',
+                        '--out', str(tmp_path / 'given.png')]) == 0
+  protocol = train.load_protocol(c)
+  image = protocol.images[protocol.query[0]]
+  Image.fromarray(image[..., 0]).save(tmp_path / 'q.png')
+  np.testing.assert_array_equal(retrieve.load_query_image(str(tmp_path / 'q.png'), image.shape), image)
+  assert retrieve.main(['--workdir', workdir, '--query', str(tmp_path / 'q.png'), '--out',
+                        str(tmp_path / 'file.png')]) == 0
+  for name in ('given.png', 'file.png'):
+    assert os.path.getsize(tmp_path / name) > 0
+  assert retrieve.main(['--workdir', workdir, '--query_index', '100000']) == 2
