@@ -23,12 +23,15 @@ def get_config(arg=None):
   c.loss.alpha = 0.01
   c.model.name = 'dsh_net'
   c.model.width = 1.0  # channel multiplier (1.0 = the paper's 32/32/64, fc 500)
-  c.augment = 'crop_flip' if arg.dataset.startswith('cifar') else 'crop'
+  # Mirror + crop for CIFAR as the paper; none for the centred 28x28 MNIST-style images (random
+  # crops cost Fashion-MNIST 0.05 mAP@all at 8 epochs: BENCHMARKS.md).
+  c.augment = 'crop_flip' if arg.dataset.startswith('cifar') else 'none'
   c.batch_size = 200
-  c.num_epochs = 20
-  # The paper's SGD (lr 1e-3, momentum 0.9, weight decay 0.004), with a cosine decay instead of
-  # 70k iterations of steps, so a 20-epoch run converges.
-  c.optimizer.update(name='sgd', lr=1e-3, momentum=0.9, weight_decay=0.004, schedule='cosine')
+  c.num_epochs = 12
+  # Adam with a cosine decay: the paper's SGD (lr 1e-3, momentum 0.9, weight decay 0.004, 70k
+  # iterations) reached only 0.717 mAP after 20 epochs here; it stays available as
+  # --config.optimizer.name=sgd --config.optimizer.weight_decay=0.004.
+  c.optimizer.update(name='adam', lr=1e-3, momentum=0.9, weight_decay=0.0, schedule='cosine')
   c.eval.every_steps = 0
   c.eval.topk = (1000,)
   c.checkpoint.every_steps = 1000

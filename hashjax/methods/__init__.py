@@ -14,7 +14,11 @@ import jax
 
 from hashjax.methods import autoencoder
 from hashjax.methods import cimon
+from hashjax.methods import csq
+from hashjax.methods import dpsh
 from hashjax.methods import dsh
+from hashjax.methods import dtsh
+from hashjax.methods import hashnet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,10 @@ class Method:
 
 METHODS: dict[str, Method] = {
     'dsh': Method(dsh.loss_fn),
+    'csq': Method(csq.loss_fn),
+    'dpsh': Method(dpsh.loss_fn),
+    'dtsh': Method(dtsh.loss_fn),
+    'hashnet': Method(hashnet.loss_fn, to_codes=hashnet.to_codes),
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
                     batch_extras=cimon.batch_extras),
     'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
