@@ -18,6 +18,7 @@ import collections
 import csv
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -97,7 +98,7 @@ def figures(cells, out: str) -> list[str]:
   names = sorted({c['name'] for c in cells})
   bits_all = sorted({c['bits'] for c in cells})
   # Every ranking metric against bits (mAP, mAP@K, P@H<=r, R@H<=r, P@N: the seed's P@90-vs-bits plot).
-  for key in sorted({k for c in cells for k in c['metrics'] if _column_rank(k) is not None}, key=_column_rank):
+  for key in sorted({k for c in cells for k in c['metrics'] if _column_rank(k) is not None}, key=_column_order):
     label = 'mAP@all' if key == 'mAP' else key
     series, errors = {}, {}
     for name in names:
@@ -169,6 +170,12 @@ def _column_rank(key: str) -> int | None:
   return None
 
 
+def _column_order(key: str) -> tuple:
+  """Sort key: column rank, then N or K as a number (P@90 before P@100), then the name."""
+  digits = re.search(r'(\d+)$', key)
+  return _column_rank(key), int(digits.group(1)) if digits else 0, key
+
+
 def write_report(root: str, out: str | None = None) -> dict:
   out = out or root
   os.makedirs(out, exist_ok=True)
@@ -187,7 +194,7 @@ def write_report(root: str, out: str | None = None) -> dict:
     lines.append(f'- {n} runs on **{dataset}**, protocol: {protocol}; Hamming ranking, ties: {ties} '
                  f'(definitions: hashjax/retrieval/metrics.py)')
   lines.append('- cells: mean ± sample std over seeds (number of seeds); a single seed shows the value alone')
-  ranked = sorted((k for k in metric_keys if _column_rank(k) is not None), key=lambda k: (_column_rank(k), k))
+  ranked = sorted((k for k in metric_keys if _column_rank(k) is not None), key=_column_order)
   for key in ranked:
     lines += ['', f'## {key}', '', *table(cells, key)]
   files = figures(cells, out)
