@@ -1,6 +1,7 @@
 """Autoencoder hashing: network shapes, the slope schedules and loss against NumPy, and a short run."""
 
 import functools
+import json
 import math
 import os
 
@@ -143,6 +144,10 @@ def test_quick_run_trains_and_draws_the_retrieval_grid(tmp_path):
   workdir = str(tmp_path / 'run')
   final = train.train_and_evaluate(c, workdir)
   assert final['step'] == 10 and math.isfinite(final['mAP']) and 0.0 < final['mAP'] <= 1.0
+  # The annealed tanh ends binary on this toy run: b rose to its final value by step 6.
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f if '"train"' in line]
+  assert rows[0]['binary_fraction'] < 0.5 < 0.95 < rows[-1]['binary_fraction'], [r['binary_fraction'] for r in rows]
   path = retrieve.make_retrieval_grid(workdir, num_queries=3, k=5)
   assert path == os.path.join(workdir, 'retrieval_grid.png') and os.path.getsize(path) > 0
   assert retrieve.main(['--workdir', str(tmp_path / 'nowhere')]) == 2
