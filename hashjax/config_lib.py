@@ -83,7 +83,8 @@ def base_config() -> mlc.ConfigDict:
   c.num_steps = 0             # > 0 overrides num_epochs
   c.optimizer = mlc.ConfigDict(dict(name='sgd', lr=1e-3, momentum=0.9, weight_decay=0.0, schedule='constant',
                                     warmup_steps=0, decay_epochs=(), decay_factor=0.1, end_lr=0.0,
-                                    grad_clip_norm=0.0, nesterov=False))
+                                    grad_clip_norm=0.0, nesterov=False,
+                                    lr_multipliers=''))  # e.g. 'model/head/=10,method/=0.5' (optim.py)
   c.eval = mlc.ConfigDict(dict(every_steps=0, batch_size=1000, topk=(1000,), radius=2, pn=(100, 1000),
                                ties='stable'))
   c.checkpoint = mlc.ConfigDict(dict(every_steps=1000, keep=3))
@@ -118,14 +119,15 @@ def validate(c) -> None:
     raise ValueError(f'eval.ties must be stable, numpy or expected, got {c.eval.ties!r}')
 
 
-def supervised_config(method: str, arg: str | None) -> tuple[mlc.ConfigDict, mlc.ConfigDict]:
+def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.ConfigDict, mlc.ConfigDict]:
   """(config, parsed arg) of a supervised method on the DSH network (configs/dsh.py, csq.py, ...).
 
   Fashion-MNIST, 48 bits, batch 200, 12 epochs of Adam lr 1e-3 with a cosine decay, crops and
   mirrors for CIFAR only: the DSH setting that measured best here (BENCHMARKS.md). `quick`: the
-  embedded digits upsampled to 16x16, 16 bits, 300 steps of 64. Arguments: dataset, bits, quick.
+  embedded digits upsampled to 16x16, 16 bits, 300 steps of 64. Arguments: dataset, bits, quick,
+  and the config file's own `extra_args` (name=default).
   """
-  arg = parse_arg(arg, dataset='fashion_mnist', bits=48, quick=False)
+  arg = parse_arg(arg, dataset='fashion_mnist', bits=48, quick=False, **extra_args)
   c = base_config()
   c.method = method
   c.bits = arg.bits
@@ -157,6 +159,21 @@ def supervised_config(method: str, arg: str | None) -> tuple[mlc.ConfigDict, mlc
     c.eval.topk = (100,)
     c.eval.pn = (10, 100)
   return c, arg
+
+
+def class_center_paper_setting(c: mlc.ConfigDict) -> None:
+  """The DCWH / IDCWH papers' CIFAR-10 'full' setting on an ImageNet GoogLeNet (configs/dcwh.py, idcwh.py):
+  224 px, batch 128, 150 epochs, SGD lr 1e-3 x0.1 every 50 epochs, momentum 0.9, weight decay 5e-4."""
+  c.dataset.name = 'cifar10'
+  c.dataset.protocol = 'full'
+  c.model.name = 'googlenet'
+  c.image_size = 224
+  c.normalize = 'imagenet'
+  c.augment = 'resize_crop_flip'  # resize up, random crop back + mirror (the code: Resize(240) -> RandomCrop(224))
+  c.batch_size = 128
+  c.num_epochs = 150
+  c.optimizer.update(name='sgd', lr=1e-3, momentum=0.9, weight_decay=5e-4, schedule='step',
+                     decay_epochs=(50, 100), decay_factor=0.1)
 
 
 def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:

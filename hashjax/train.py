@@ -121,6 +121,9 @@ class Run:
   encode: Callable
   total_steps: int
   data_sharding: jax.sharding.NamedSharding
+  # state -> state: the method's periodic refresh (see Method.refresh), called before every step
+  # that is a positive multiple of `refresh.every_steps`; None for most methods.
+  refresh: Callable | None = None
 
   def evaluate(self, params) -> dict:
     return evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding)
@@ -138,8 +141,13 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   h, w, c = protocol.images.shape[1:]
   size = config.get('image_size') or None
   image_shape = (size, size, c) if size else (h, w, c)
-  graphdef, params = models.build(config.model, config.bits, image_shape, jax.random.key(config.seed))
-  forward = models.make_forward(graphdef)
+  model_key, method_key = jax.random.split(jax.random.key(config.seed))
+  graphdef, model_params = models.build(config.model, config.bits, image_shape, model_key)
+  params = {'model': model_params,
+            'method': (method.init_params(config.loss, config.bits, protocol.num_classes, method_key)
+                       if method.init_params is not None else {})}
+  network = models.make_forward(graphdef)
+  forward = lambda params, images, **kwargs: network(params['model'], images, **kwargs)
   preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
 
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
@@ -148,13 +156,29 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, config.batch_size,
                                   seed=config.seed, extras=extras)
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
-  tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch)
+  tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch, params)
   state = jax.device_put(train_step_lib.create_state(params, tx, config.seed), repl)
   state_sh = jax.tree.map(lambda _: repl, state)
   step_fn = train_step_lib.make_train_step(
       method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views)
   encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
-  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh)
+  refresh = None
+  if method.refresh is not None and config.loss.get('refresh_epochs'):
+    outputs = evaluator.make_encoder(forward, preprocess, lambda out: out, repl, data_sh)
+    refresh = _make_refresh(method.refresh, config, protocol, outputs, repl, data_sh)
+    refresh.every_steps = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
+  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh, refresh)
+
+
+def _make_refresh(refresh_fn, config, protocol, outputs, repl, data_sh):
+  """state -> state with the method's parameters recomputed from the network's outputs on the
+  training set (eval mode), as DCWH recomputes its class centers every 2 epochs."""
+  def refresh(state):
+    train_out = evaluator.encode_set(outputs, state.params, protocol.images, protocol.train,
+                                     config.eval.batch_size, data_sh)
+    new = refresh_fn(config.loss, train_out, protocol.labels[protocol.train], state.params['method'])
+    return state.replace(params={**state.params, 'method': jax.device_put(new, repl)})
+  return refresh
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -208,6 +232,9 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
   writer.progress(int(state.step))
   with _Preemption() as preemption:
     for step in range(int(state.step), total):
+      # Before the step, not after the save: a resumed run recomputes exactly what the uninterrupted one did.
+      if run.refresh is not None and step and step % run.refresh.every_steps == 0:
+        state = run.refresh(state)
       state, metrics = run.step_fn(state, pipeline.to_global(run.batches[step], run.data_sharding))
       done = step + 1
       if done == _FAULT_STEP:

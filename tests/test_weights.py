@@ -124,7 +124,7 @@ def test_tiny_training_run_from_pretrained(tmp_path):
                                       'checkpoint.every_steps': 2})
   run = train.build(config)  # the trainer's own path: the backbone starts from the converted weights
   converted = weights.convert_state_dict('vgg11_bn', _vgg_sd('vgg11_bn', cin=1), width=WIDTH, in_channels=1)
-  np.testing.assert_array_equal(run.state.params['backbone']['convs'][0]['kernel'],
+  np.testing.assert_array_equal(run.state.params['model']['backbone']['convs'][0]['kernel'],
                                 converted['params']['convs.0.kernel'])
   final = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['step'] == 2 and np.isfinite(final['mAP'])

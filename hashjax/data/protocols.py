@@ -89,10 +89,27 @@ def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_d
   return images, labels, train, query, database, desc
 
 
+def validation(source, seed, query_fraction=1 / 6, **unused):
+  """For choosing hyperparameters without touching the test split: a seeded `query_fraction` of the
+  train split is the query set; the rest of the train split is both training set and database
+  (Fashion-MNIST: 10k validation queries vs a 50k database, the shape of the 'full' protocol)."""
+  del unused
+  images, labels, r = _pool(source)
+  _require(r, 'train')
+  members = np.random.default_rng(seed).permutation(r['train'])
+  n_query = int(round(len(members) * query_fraction))
+  if not 0 < n_query < len(members):
+    raise ValueError(f'validation protocol: query_fraction={query_fraction} leaves no query or no training image')
+  query, train = np.sort(members[:n_query]), np.sort(members[n_query:])
+  return (images, labels, train, query, train,
+          f'train split only: {n_query} held-out queries, database = train = the other {len(train)} (test split unused)')
+
+
 RECIPES = {
     'full': full,
     'test_vs_test': test_vs_test,
     'per_class': per_class,
+    'validation': validation,  # hyperparameter search: held-out train images as queries
     # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
     'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
     # CIMON / DistillHash: 1000/class query, 500/class train, database = all 50k non-query images.

@@ -3,6 +3,11 @@
 A method is a pure loss `loss_fn(params, batch, rng, *, forward, config) -> (loss, metrics)`
 (the trainer binds `forward` and the method's config, leaving `(params, batch, rng)`), plus how
 its network outputs become codes. Each method's loss lives in `hashjax/methods/<method>.py`.
+
+`params` is `{'model': network parameters, 'method': the method's own parameters}` (e.g. IDCWH's
+class centers; `{}` for most methods); `forward(params, images, ...)` runs the network on
+`params['model']`. Both groups are trained by the one optimizer (`optimizer.lr_multipliers` gives
+a group its own learning rate or freezes it).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import jax
 from hashjax.methods import autoencoder
 from hashjax.methods import cimon
 from hashjax.methods import csq
+from hashjax.methods import dcwh
 from hashjax.methods import dpsh
 from hashjax.methods import dsh
 from hashjax.methods import dtsh
 from hashjax.methods import hashnet
+from hashjax.methods import idcwh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +38,11 @@ class Method:
   # Optional (config, forward, preprocess, initial params, protocol, params sharding, batch sharding)
   # -> None or extras(pool positions of a global batch) -> {key: per-example rows} added to the batch.
   batch_extras: Callable | None = None
+  # Optional (loss config, bits, num_classes, key) -> the method's own parameters (params['method']).
+  init_params: Callable | None = None
+  # Optional (loss config, network outputs on the training set, their labels, method params) -> new
+  # method params, applied every `loss.refresh_epochs` epochs (DCWH's centers = class means).
+  refresh: Callable | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -38,6 +50,8 @@ METHODS: dict[str, Method] = {
     'csq': Method(csq.loss_fn),
     'dpsh': Method(dpsh.loss_fn),
     'dtsh': Method(dtsh.loss_fn),
+    'dcwh': Method(dcwh.loss_fn, init_params=dcwh.init_params, refresh=dcwh.refresh),
+    'idcwh': Method(idcwh.loss_fn, init_params=idcwh.init_params),
     'hashnet': Method(hashnet.loss_fn, to_codes=hashnet.to_codes),
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
                     batch_extras=cimon.batch_extras),

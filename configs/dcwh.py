@@ -1,0 +1,34 @@
+"""DCWH (Zhe, Chen, Yan, TNNLS 2020): class centers recomputed every 2 epochs, normalised-Gaussian loss.
+
+  python -m hashjax.main --config configs/dcwh.py:quick --workdir /tmp/dcwh_quick   # digits, 16 bits
+  python -m hashjax.main --config configs/dcwh.py --workdir runs/dcwh               # Fashion-MNIST, 48 bits, DSH net
+  python -m hashjax.main --config configs/dcwh.py:paper --config.model.pretrained=weights/googlenet
+  python -m hashjax.main --config configs/dcwh.py:learnable                         # the code's -u flag
+
+Arguments: dataset, bits, quick, learnable (centers trained by SGD instead of recomputed), paper
+(the paper's CIFAR-10 setting: GoogLeNet at 224 px, SGD lr 1e-3 x0.1 every 50 epochs, momentum 0.9,
+weight decay 5e-4, batch 128, 150 epochs; pass converted ImageNet weights with model.pretrained).
+Loss as the public code (hashjax/methods/dcwh.py): sigma = 1 (the code's effective value), cubic
+weight 10, vertex weight 0.01. Default (Fashion-MNIST on the DSH network from scratch): the shared
+supervised setting, Adam lr 1e-3 with a cosine decay for 12 epochs, centers recomputed every 2.
+"""
+
+from hashjax import config_lib
+
+
+def get_config(arg=None):
+  c, arg = config_lib.supervised_config('dcwh', arg, learnable=False, paper=False)
+  c.loss.inv_var = 1.0        # sigma: the public code's effective value (its --inv_var never reaches the loss)
+  c.loss.cubic_weight = 10.0
+  c.loss.vertex_weight = 0.01
+  c.loss.cubic_precedence_quirk = False  # True: divide only the positive cubic side by B, as the code
+  c.loss.learnable_centers = arg.learnable
+  # Recomputed centers are not trained: refresh them every 2 epochs and freeze them in the optimizer.
+  c.loss.refresh_epochs = 0.0 if arg.learnable else 2.0  # float: fractions of an epoch allowed
+  c.optimizer.lr_multipliers = '' if arg.learnable else 'method/=0'
+  if arg.quick:
+    c.loss.refresh_epochs = 0.0 if arg.learnable else 1.0
+  if arg.paper:
+    config_lib.class_center_paper_setting(c)
+  return c
+
