@@ -144,7 +144,7 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   model_key, method_key = jax.random.split(jax.random.key(config.seed))
   graphdef, model_params = models.build(config.model, config.bits, image_shape, model_key)
   params = {'model': model_params,
-            'method': (method.init_params(config.loss, config.bits, protocol.num_classes, method_key)
+            'method': (method.init_params(config.loss, config.bits, protocol, method_key)
                        if method.init_params is not None else {})}
   network = models.make_forward(graphdef)
   forward = lambda params, images, **kwargs: network(params['model'], images, **kwargs)

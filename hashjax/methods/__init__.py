@@ -38,7 +38,8 @@ class Method:
   # Optional (config, forward, preprocess, initial params, protocol, params sharding, batch sharding)
   # -> None or extras(pool positions of a global batch) -> {key: per-example rows} added to the batch.
   batch_extras: Callable | None = None
-  # Optional (loss config, bits, num_classes, key) -> the method's own parameters (params['method']).
+  # Optional (loss config, bits, protocol, key) -> the method's own parameters (params['method']).
+  # The protocol gives the class count and the training set (e.g. one row per training image).
   init_params: Callable | None = None
   # Optional (loss config, network outputs on the training set, their labels, method params) -> new
   # method params, applied every `loss.refresh_epochs` epochs (DCWH's centers = class means).

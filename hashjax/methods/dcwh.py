@@ -60,8 +60,8 @@ def quantization_terms(u: jax.Array, precedence_quirk: bool = False) -> tuple[ja
   return cubic, vertex
 
 
-def init_params(config, bits: int, num_classes: int, key: jax.Array) -> dict:
-  return {'centers': jax.random.normal(key, (num_classes, bits), jnp.float32)}
+def init_params(config, bits: int, protocol, key: jax.Array) -> dict:
+  return {'centers': jax.random.normal(key, (protocol.num_classes, bits), jnp.float32)}
 
 
 def refresh(config, outputs: np.ndarray, labels: np.ndarray, method_params: dict) -> dict:
