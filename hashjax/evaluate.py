@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                  help="code length; required for packed uint32 codes")
   p.add_argument("--zero_relevant", choices=("zero", "drop"), default="zero")
   p.add_argument("--query_chunk", type=int, default=None)
+  p.add_argument("--tsne", type=int, default=2000,
+                 help="with --workdir: query codes in the t-SNE plot codes_tsne.png (0: no plot)")
   return p
 
 
@@ -90,7 +92,7 @@ def run(argv=None) -> dict:
     if any(getattr(args, f) for f in files):
       parser.error("give either --workdir or the four code/label files, not both")
     from hashjax import evaluate_run
-    return evaluate_run.evaluate_workdir(args.workdir)
+    return evaluate_run.evaluate_workdir(args.workdir, tsne_sample=args.tsne)
   missing = [f"--{f}" for f in files if not getattr(args, f)]
   if missing:
     parser.error(f"missing {', '.join(missing)} (or give --workdir)")

@@ -4,7 +4,8 @@ Rebuilds the run from the `config.json` it wrote, loads the latest checkpoint's 
 encodes the protocol's query and database sets, and writes into the workdir:
 `eval_metrics.json` (the run's metrics plus the P@N and PR curves), `codes.npz` (packed query and
 database codes with labels and pool ids, for `python -m hashjax.evaluate` or other tools),
-`pr_curve.png` and `p_at_n.png`.
+`pr_curve.png`, `p_at_n.png` and `codes_tsne.png` (t-SNE of the query codes, d_w/d_b in its title
+and in the metrics).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import ml_collections
 
 from hashjax import checkpoint
+from hashjax import code_embedding
 from hashjax import evaluator
 from hashjax import plots
 from hashjax import run_files
@@ -53,7 +55,8 @@ def encode_workdir(workdir: str):
   return config, protocol, q, db, step
 
 
-def evaluate_workdir(workdir: str) -> dict:
+def evaluate_workdir(workdir: str, tsne_sample: int = 2000) -> dict:
+  """Writes the files above (`tsne_sample` query codes in the t-SNE; 0 skips it); returns the metrics."""
   config, protocol, q, db, step = encode_workdir(workdir)
   bits = q.shape[1]
   qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)
@@ -72,6 +75,10 @@ def evaluate_workdir(workdir: str) -> dict:
                 plots.precision_at_n(ns, [metrics[f'P@{n}'] for n in ns], os.path.join(workdir, 'p_at_n.png'),
                                      title)],
   }
+  if tsne_sample:
+    tsne = code_embedding.tsne_plot(q, ql, os.path.join(workdir, 'codes_tsne.png'), title=title, sample=tsne_sample)
+    out.update({k: tsne[k] for k in ('d_w', 'd_b', 'd_w/d_b')})
+    out['files'].append(tsne['file'])
   run_files.write_codes(workdir, protocol, qp, dp, bits)
   with open(os.path.join(workdir, 'eval_metrics.json'), 'w') as f:
     json.dump(out, f, indent=2)

@@ -82,12 +82,12 @@ def lines(series: dict, path: str, *, title: str, xlabel: str, ylabel: str, xsca
   return _save(fig, path)
 
 
-def scatter_panels(panels: dict, path: str, *, title: str) -> str:
+def scatter_panels(panels: dict, path: str, *, title: str, axis_names=('PC 1', 'PC 2')) -> str:
   """One scatter panel per entry {panel title: (xy (n, 2), labels (n,))}, coloured by label."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels) + 1, 4), squeeze=False, layout='constrained')
   for ax, (name, (xy, labels)) in zip(axes[0], panels.items()):
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap='tab10', s=4, alpha=0.7)
-    ax.set(title=name, xlabel='PC 1', ylabel='PC 2')
+    ax.set(title=name, xlabel=axis_names[0], ylabel=axis_names[1])
   fig.colorbar(points, ax=axes[0].tolist(), label='class')
   fig.suptitle(title, fontsize=10)
   return _save(fig, path)

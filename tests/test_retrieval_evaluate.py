@@ -108,11 +108,24 @@ def test_workdir_evaluation_matches_the_run_and_writes_plots(tmp_path, capsys):
   assert out["step"] == 4
   assert out["mAP"] == pytest.approx(final["mAP"], rel=1e-9)
   assert out["P@N"]["10"] == pytest.approx(final["P@10"], rel=1e-9)
-  for name in ("pr_curve.png", "p_at_n.png", "codes.npz", "eval_metrics.json"):
+  for name in ("pr_curve.png", "p_at_n.png", "codes_tsne.png", "codes.npz", "eval_metrics.json"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  assert out["d_w/d_b"] == (pytest.approx(out["d_w"] / out["d_b"]) if out["d_b"] > 0 else None)
   with np.load(os.path.join(workdir, "codes.npz")) as f:
     again = retrieval_metrics(f["query_packed"], f["query_labels"], f["db_packed"], f["db_labels"],
                               bits=int(f["bits"]))
   assert again["mAP"] == pytest.approx(final["mAP"], rel=1e-9)
   assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
   assert "not a hashjax workdir" in capsys.readouterr().err
+
+
+def test_class_distance_ratio_hand_made():
+  from hashjax import code_embedding
+  codes = np.array([[1, 1, 1, 1], [1, 1, 1, -1], [-1, -1, -1, -1], [-1, -1, -1, 1]], np.float32)
+  # same class: (0,1) and (2,3) at distance 1; different: (0,2) 4, (0,3) 3, (1,2) 3, (1,3) 4
+  ratio = code_embedding.class_distance_ratio(codes, np.array([0, 0, 1, 1]))
+  assert ratio == {"d_w": 1.0, "d_b": 3.5, "d_w/d_b": pytest.approx(1 / 3.5)}
+  multi = code_embedding.class_distance_ratio(codes, np.array([[1, 0], [1, 1], [0, 1], [0, 1]]))
+  assert multi["d_b"] == pytest.approx((4 + 3) / 2)  # only rows 0-2 and 0-3 share no label
+  with pytest.raises(ValueError, match="two classes"):
+    code_embedding.class_distance_ratio(codes, np.zeros(4, int))
