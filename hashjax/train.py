@@ -19,6 +19,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from hashjax import baselines
 from hashjax import checkpoint as checkpoint_lib
@@ -37,10 +38,12 @@ from hashjax.data import protocols
 from hashjax.data import sources
 
 
-# Fault injection for tests: 'STEP:SIGNAL' (e.g. '25:SIGKILL') makes the run send itself SIGNAL
-# right after STEP, so kill / preemption tests hit a known point instead of racing the loop.
-_FAULT = os.environ.get('HASHJAX_FAULT_SIGNAL_AT_STEP', '')
-_FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT.split(':')[0]), signal.Signals[_FAULT.split(':')[1]]) if _FAULT else (0, None)
+# Fault injection for tests: 'STEP:SIGNAL[:PROCESS]' (e.g. '25:SIGKILL', '3:SIGTERM:1') makes the run
+# (only process PROCESS, if given) send itself SIGNAL right after STEP, so kill / preemption tests hit
+# a known point instead of racing the loop.
+_FAULT = os.environ.get('HASHJAX_FAULT_SIGNAL_AT_STEP', '').split(':')
+_FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT[0]), signal.Signals[_FAULT[1]]) if _FAULT[0] else (0, None)
+_FAULT_PROCESS = int(_FAULT[2]) if len(_FAULT) > 2 else None
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,11 +81,18 @@ def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, 
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop polls, so the run can checkpoint and exit cleanly."""
+  """Turns SIGTERM into a decision the loop polls, so the run can checkpoint and exit cleanly.
+
+  A Python SIGTERM handler sets a flag. With several processes a SIGTERM may reach only some of
+  them while a checkpoint is a collective, so at agreed steps every process all-gathers the flags
+  and all stop at the same step if any was told. (JAX's own preemption service agrees on a step
+  asynchronously; with Orbax calling it as well, processes were seen to disagree on the step.)
+  """
 
   def __init__(self):
-    self.requested = False
+    self._requested = False
     self._previous = None
+    self._multiprocess = jax.process_count() > 1
 
   def __enter__(self):
     try:
@@ -93,7 +103,20 @@ class _Preemption:
 
   def _handler(self, signum, frame):
     del signum, frame
-    self.requested = True
+    self._requested = True
+
+  def stop_after(self, step_is_agreed: bool) -> bool:
+    """Whether to checkpoint after this step and exit. With several processes only steps where
+    `step_is_agreed` (the same on every process) decide: the all-gather is a host sync."""
+    if not self._multiprocess:
+      return self._requested
+    if not step_is_agreed:
+      return False
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(self._requested))))
+
+  def arrived_late(self) -> bool:
+    """One process: a SIGTERM that came after this step's `stop_after` (stop now all the same)."""
+    return not self._multiprocess and self._requested
 
   def __exit__(self, *exc):
     if self._previous is not None:
@@ -237,9 +260,11 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
         state = run.refresh(state)
       state, metrics = run.step_fn(state, pipeline.to_global(run.batches[step], run.data_sharding))
       done = step + 1
-      if done == _FAULT_STEP:
+      if done == _FAULT_STEP and _FAULT_PROCESS in (None, jax.process_index()):
         os.kill(os.getpid(), _FAULT_SIGNAL)
-      save_now = ckpt.manager.should_save(done) or preemption.requested or done == total
+      due = ckpt.manager.should_save(done) or done == total
+      stop = preemption.stop_after(step_is_agreed=due or done % config.log_every_steps == 0)
+      save_now = due or stop
       if done % config.log_every_steps == 0 or save_now:
         plain = writer.write(done, {**metrics, 'epoch': done / run.batches.steps_per_epoch})
         _check_finite(done, plain, last_ckpt)  # before saving: never checkpoint NaN parameters
@@ -250,7 +275,7 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total:
         writer.message(f'step {done}: ' + run_files.format_metrics(
             writer.write(done, run.evaluate(state.params), prefix='eval')))
-      if preemption.requested:
+      if stop or preemption.arrived_late():
         if last_ckpt != done:  # SIGTERM arrived after this step's save decision
           ckpt.save(done, state, meta, force=True)
         ckpt.wait()

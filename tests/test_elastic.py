@@ -69,3 +69,30 @@ def test_two_processes_match_one(tmp_path):
   with open(os.path.join(multi, 'final_metrics.json')) as f, open(os.path.join(single, 'final_metrics.json')) as g:
     m, s = json.load(f), json.load(g)
   assert m['mAP'] == pytest.approx(s['mAP'], abs=1e-3)
+
+
+def test_sigterm_to_one_of_two_processes_saves_on_both_and_resumes(tmp_path):
+  """Preemption of one process: both agree on the step (log_every_steps=1: every step), save it and exit 0;
+  the same command then resumes and finishes with the parameters of an uninterrupted run."""
+  args = ['--config', 'configs/dsh.py:quick', '--config.num_steps=20', '--config.log_every_steps=1',
+          '--config.batch_size=32', '--config.model.width=0.25', '--config.optimizer.name=sgd',
+          '--config.optimizer.lr=0.01', '--config.checkpoint.every_steps=100', '--config.eval.topk=(50,)',
+          '--config.eval.pn=(10,)']
+  env = dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='1',
+             PYTHON=sys.executable)
+  preempted, straight = str(tmp_path / 'preempted'), str(tmp_path / 'straight')
+  launch = lambda workdir, **extra: subprocess.run(
+      ['bash', 'launch/local_multiprocess.sh', '2', *args, '--workdir', workdir], cwd=helpers.ROOT,
+      env=dict(env, **extra), capture_output=True, text=True, timeout=600)
+  first = launch(preempted, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGTERM:1')  # only process 1 is told
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert 'SIGTERM: saved checkpoint at step' in first.stdout + first.stderr
+  stopped_at = max(int(n) for n in os.listdir(os.path.join(preempted, 'checkpoints')) if n.isdigit())
+  assert stopped_at == 3 and not os.path.exists(os.path.join(preempted, 'final_metrics.json'))
+  second = launch(preempted)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert launch(straight).returncode == 0
+  config = helpers.tiny_dsh_config()
+  (p1, s1), (p2, s2) = _params(preempted, config), _params(straight, config)
+  assert s1 == s2 == 20
+  _assert_close(p1, p2)
