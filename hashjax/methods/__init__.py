@@ -22,8 +22,10 @@ from hashjax.methods import cimon
 from hashjax.methods import csq
 from hashjax.methods import dcwh
 from hashjax.methods import dpsh
+from hashjax.methods import dsdh
 from hashjax.methods import dsh
 from hashjax.methods import dtsh
+from hashjax.methods import greedyhash
 from hashjax.methods import hashnet
 from hashjax.methods import idcwh
 
@@ -47,13 +49,16 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    'dsh': Method(dsh.loss_fn),
+    'dsh': Method(dsh.loss_fn, batch_extras=dsh.batch_extras),
     'csq': Method(csq.loss_fn),
     'dpsh': Method(dpsh.loss_fn),
     'dtsh': Method(dtsh.loss_fn),
     'dcwh': Method(dcwh.loss_fn, init_params=dcwh.init_params, refresh=dcwh.refresh),
     'idcwh': Method(idcwh.loss_fn, init_params=idcwh.init_params),
     'hashnet': Method(hashnet.loss_fn, to_codes=hashnet.to_codes),
+    'dsdh': Method(dsdh.loss_fn, batch_extras=dsdh.batch_extras, init_params=dsdh.init_params,
+                   refresh=dsdh.refresh),
+    'greedyhash': Method(greedyhash.loss_fn, init_params=greedyhash.init_params),
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
                     batch_extras=cimon.batch_extras),
     'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
