@@ -145,8 +145,9 @@ class Run:
   total_steps: int
   data_sharding: jax.sharding.NamedSharding
   # state -> state: the method's periodic refresh (see Method.refresh), called before every step
-  # that is a positive multiple of `refresh.every_steps`; None for most methods.
+  # that is a positive multiple of `refresh_every_steps`; None for most methods.
   refresh: Callable | None = None
+  refresh_every_steps: int = 0
 
   def evaluate(self, params) -> dict:
     return evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding)
@@ -185,12 +186,13 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
   step_fn = train_step_lib.make_train_step(
       method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views)
   encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
-  refresh = None
+  refresh, refresh_every = None, 0
   if method.refresh is not None and config.loss.get('refresh_epochs'):
     outputs = evaluator.make_encoder(forward, preprocess, lambda out: out, repl, data_sh)
     refresh = _make_refresh(method.refresh, config, protocol, outputs, repl, data_sh)
-    refresh.every_steps = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
-  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh, refresh)
+    refresh_every = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
+  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh, refresh,
+             refresh_every)
 
 
 def _make_refresh(refresh_fn, config, protocol, outputs, repl, data_sh):
@@ -256,7 +258,7 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
   with _Preemption() as preemption:
     for step in range(int(state.step), total):
       # Before the step, not after the save: a resumed run recomputes exactly what the uninterrupted one did.
-      if run.refresh is not None and step and step % run.refresh.every_steps == 0:
+      if run.refresh is not None and step and step % run.refresh_every_steps == 0:
         state = run.refresh(state)
       state, metrics = run.step_fn(state, pipeline.to_global(run.batches[step], run.data_sharding))
       done = step + 1

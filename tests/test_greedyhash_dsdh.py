@@ -271,7 +271,7 @@ def test_dsdh_trains_with_refresh(tmp_path):
   config.update(num_steps=8, log_every_steps=4)
   config.loss.refresh_epochs = 0.1  # every 4 steps (46 steps per epoch of 32 digits)
   run = train.build(config)
-  assert run.refresh.every_steps == 5
+  assert run.refresh_every_steps == 5
   batch = run.batches[0]
   np.testing.assert_array_equal(run.protocol.train[batch['train_index']], run.batches.global_indices(0))
   initial = run.state.params['method']
