@@ -5,9 +5,17 @@ weights + spectral-clustering mask, 4 semantic-consistency terms + eta * NT-Xent
   python -m hashjax.main --config configs/cimon.py --workdir runs/cimon                # Fashion-MNIST, 128 bits
   python -m hashjax.main --config configs/cimon.py:quick,graph=global --workdir /tmp/cimon_quick_global
   python -m hashjax.main --config configs/cimon.py:bits=64 --config.loss.threshold=0.2
+  python -m hashjax.main --config configs/cimon.py:stl10 --workdir runs/cimon_stl10 \
+      --config.model.pretrained=weights/vgg11_bn   # then: python -m hashjax.classify --workdir runs/cimon_stl10
 
 Arguments: dataset (fashion_mnist | cifar10 | digits | ...), bits, quick, graph, backbone (e.g.
-vgg16: the official network, at 224 px; add --config.model.pretrained=weights/vgg16).
+vgg16: the official network, at 224 px; add --config.model.pretrained=weights/vgg16), stl10.
+stl10 is the per-batch student setting (reference/methods.md section 2): 20,000 random images of
+STL-10's unlabelled split (protocol 'unlabelled'), VGG11-BN at the native 96 px with the head
+ReLU -> Dropout(0.5) -> Linear(128) -> Tanh, graph=batch over batches of 256, 5 clusters,
+threshold 0.3, tau 0.5, eta 0.3, 7 epochs; retrieval: test split vs the labelled train split, and
+`python -m hashjax.classify` trains the classifier on the train split's codes. Needs
+`python -m hashjax.prepare_data stl10` once and ImageNet weights (python -m hashjax.weights convert).
 graph=batch (the default) builds the graph from each global batch inside the jitted step, with
 the STL-10 per-batch variant's settings (batch 256, 5 clusters, threshold 0.3, 128 bits, tau 0.5,
 eta 0.3; reference/methods.md section 2). graph=global is the official graph, built once before
@@ -25,7 +33,11 @@ from hashjax import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, dataset='fashion_mnist', bits=128, quick=False, graph='batch',
-                             backbone='')
+                             backbone='', stl10=False)
+  if arg.stl10:
+    if arg.graph != 'batch' or arg.quick or arg.dataset != 'fashion_mnist':
+      raise ValueError('stl10 is a complete setting: it takes only bits= and backbone=')
+    arg.dataset, arg.backbone = 'stl10', arg.backbone or 'vgg11_bn'
   if arg.graph not in ('batch', 'global'):
     raise ValueError(f'unknown graph={arg.graph!r}; valid: batch, global')
   c = config_lib.base_config()
@@ -38,6 +50,7 @@ def get_config(arg=None):
   c.loss.num_clusters = 5     # spectral clusters per graph
   c.loss.gamma = 1.0          # RBF affinity exp(-gamma |x_i - x_j|^2) on unit features (sklearn's default)
   c.loss.center_features = True  # subtract the batch mean before the graph (from-scratch nets; official: False)
+  c.loss.eigen_solver = 'subspace'  # top-k subspace iteration; 'eigh' = dense (benchmarks/cimon_graph_pipeline.py)
   c.loss.kmeans_restarts = 10
   c.loss.kmeans_iters = 50
   c.loss.tau = 0.5            # NT-Xent temperature
@@ -62,6 +75,12 @@ def get_config(arg=None):
     c.image_size = 224
     c.normalize = 'imagenet' if arg.dataset in ('cifar10', 'cifar100', 'stl10') else 'dataset'
     c.loss.center_features = False
+  if arg.stl10:
+    c.dataset.protocol = 'unlabelled'
+    c.dataset.protocol_args.train_size = 20000
+    c.image_size = 0            # native 96 x 96, as the student notebooks
+    c.model.head_dropout = 0.5  # the student head; the official one has no dropout
+    c.num_epochs = 7            # the student run's length
   if arg.graph == 'global':
     # The official run: 5,000 training images (500/class), threshold 0.1, 70 clusters, batch 24
     # (divisible by 8 devices), 150 epochs.

@@ -78,6 +78,20 @@ def _check_compatible(saved: dict, current: dict, where: str):
                           f'Use another --workdir, or pass the checkpoint\'s settings.')
 
 
+def latest_step(directory: str) -> int | None:
+  """The latest complete checkpoint's step in a workdir (or its checkpoints/ folder); None if none."""
+  directory = os.path.abspath(directory)
+  if os.path.isdir(os.path.join(directory, 'checkpoints')):
+    directory = os.path.join(directory, 'checkpoints')
+  if not os.path.isdir(directory):
+    return None
+  manager = ocp.CheckpointManager(directory, item_names=('params', 'train', 'meta'))
+  try:
+    return manager.latest_step()
+  finally:
+    manager.close()
+
+
 def load_params(directory: str, params_like):
   """Parameters of the latest checkpoint in another run's workdir (or its checkpoints/ folder)."""
   directory = os.path.abspath(directory)
@@ -86,13 +100,23 @@ def load_params(directory: str, params_like):
   manager = ocp.CheckpointManager(directory, item_names=('params', 'train', 'meta'))
   step = manager.latest_step()
   if step is None:
-    raise CheckpointError(f'init_from: no checkpoint found in {directory}')
+    manager.close()
+    raise CheckpointError(f'no checkpoint found in {directory}')
+  restore = lambda like: manager.restore(step, args=ocp.args.Composite(
+      params=ocp.args.StandardRestore(_abstract(like))))['params']
   try:
-    return manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_abstract(params_like))))['params'], step
-  except Exception as e:
-    raise CheckpointError(f'init_from: checkpoint {directory}/{step} does not fit this model '
-                          f'({type(e).__name__}: {e})') from e
+    return restore(params_like), step
+  except Exception as e:  # pylint: disable=broad-except
+    # Checkpoints written before the {'model', 'method'} split hold the network's parameters alone.
+    if isinstance(params_like, dict) and set(params_like) == {'model', 'method'} and not params_like['method']:
+      try:
+        return {'model': restore(params_like['model']), 'method': {}}, step
+      except Exception:  # pylint: disable=broad-except
+        pass
+    detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ''
+    raise CheckpointError(f'checkpoint {directory}/{step} does not fit this model: its parameter tree '
+                          f'differs ({type(e).__name__}: {detail}). Was it written with another '
+                          f'model / bits / method?') from e
   finally:
     manager.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -82,12 +83,62 @@ def lines(series: dict, path: str, *, title: str, xlabel: str, ylabel: str, xsca
   return _save(fig, path)
 
 
-def scatter_panels(panels: dict, path: str, *, title: str, axis_names=('PC 1', 'PC 2')) -> str:
-  """One scatter panel per entry {panel title: (xy (n, 2), labels (n,))}, coloured by label."""
+def scatter_panels(panels: dict, path: str, *, title: str, axis_names=('PC 1', 'PC 2'), legend: bool = False) -> str:
+  """One scatter panel per entry {panel title: (xy (n, 2), labels (n,))}, coloured by label: a
+  colour bar, or with `legend` one legend entry per class (for a few classes)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels) + 1, 4), squeeze=False, layout='constrained')
   for ax, (name, (xy, labels)) in zip(axes[0], panels.items()):
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap='tab10', s=4, alpha=0.7)
+    if legend:
+      for i, c in enumerate(np.unique(labels)):
+        ax.scatter(xy[labels == c, 0], xy[labels == c, 1], color=plt.cm.tab10(i % 10), s=6, alpha=0.7,
+                   label=f'class {c}')
+      ax.legend(fontsize=7, markerscale=2)
+    else:
+      points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap='tab10', s=4, alpha=0.7)
     ax.set(title=name, xlabel=axis_names[0], ylabel=axis_names[1])
-  fig.colorbar(points, ax=axes[0].tolist(), label='class')
+  if not legend:
+    fig.colorbar(points, ax=axes[0].tolist(), label='class')
   fig.suptitle(title, fontsize=10)
   return _save(fig, path)
+
+
+def label_histogram(counts: dict, path: str, *, title: str, query_label: int | None = None) -> str:
+  """Grouped bars of how many retrieved items have each label, one group per class and one bar per
+  ranking {name: counts (C,)} (e.g. Hamming and coarse-to-fine); the query's class is marked."""
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  num_classes = len(next(iter(counts.values())))
+  width = 0.8 / len(counts)
+  for i, (name, values) in enumerate(counts.items()):
+    ax.bar([c + (i - (len(counts) - 1) / 2) * width for c in range(num_classes)], values, width, label=name)
+  if query_label is not None:
+    ax.axvspan(query_label - 0.45, query_label + 0.45, color='tab:green', alpha=0.12, label='query label')
+  ax.set(xlabel='label', ylabel='retrieved items', title=title, xticks=range(num_classes))
+  ax.legend(fontsize=7)
+  return _save(fig, path)
+
+
+def line_panels(panels: dict, path: str, *, title: str, xlabel: str) -> str:
+  """Side-by-side line plots, one per entry {panel title (its y label): {label: (x, y)}}."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+  for ax, (name, series) in zip(axes[0], panels.items()):
+    for label, (x, y) in series.items():
+      ax.plot(x, y, marker='.', linewidth=1, label=label)
+    ax.set(title=name, xlabel=xlabel, ylabel=name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
+  return _save(fig, path)
+
+
+def pca_2d(points) -> np.ndarray:
+  """(n, 2) projection of the rows of `points` on their first two principal components."""
+  x = np.asarray(points, np.float64)
+  x = x - x.mean(axis=0)
+  _, _, vt = np.linalg.svd(x, full_matrices=False)
+  return x @ vt[:2].T
+
+
+def pca_scatter(panels: dict, path: str, *, title: str, legend: bool = False) -> str:
+  """`scatter_panels` of each entry {panel title: (points (n, d), labels (n,))} projected by `pca_2d`."""
+  return scatter_panels({name: (pca_2d(points), labels) for name, (points, labels) in panels.items()},
+                        path, title=title, legend=legend)

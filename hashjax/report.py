@@ -87,12 +87,6 @@ def load_codes(cell: dict) -> dict:
   return run_files.read_codes(cell['workdir'])
 
 
-def _pca_2d(bits_pm1: np.ndarray) -> np.ndarray:
-  x = bits_pm1 - bits_pm1.mean(axis=0)
-  _, _, vt = np.linalg.svd(x, full_matrices=False)
-  return x @ vt[:2].T
-
-
 def figures(cells, out: str) -> list[str]:
   files = []
   names = sorted({c['name'] for c in cells})
@@ -153,10 +147,10 @@ def figures(cells, out: str) -> list[str]:
       d = codes[(name, b)]
       keep = np.random.default_rng(0).permutation(len(d['db_labels']))[:PCA_POINTS]
       labels = d['db_labels'][keep]
-      panels[name] = (_pca_2d(codes_lib.unpack_codes(d['db_packed'][keep], b).astype(np.float64)),
+      panels[name] = (codes_lib.unpack_codes(d['db_packed'][keep], b),
                       labels if labels.ndim == 1 else labels.argmax(axis=1))
-  files.append(plots.scatter_panels(panels, os.path.join(out, f'codes_pca_{b}b.png'),
-                                    title=f'PCA of {b}-bit database codes ({PCA_POINTS} random items)'))
+  files.append(plots.pca_scatter(panels, os.path.join(out, f'codes_pca_{b}b.png'),
+                                 title=f'PCA of {b}-bit database codes ({PCA_POINTS} random items)'))
   return files
 
 

@@ -80,6 +80,21 @@ def test_histogram_mode_strict_edges_and_first_bin_on_ties():
   np.testing.assert_allclose(float(cimon.histogram_mode(jnp.asarray(d))), 0.25, atol=1e-6)
 
 
+def test_histogram_counts_equal_the_hundred_comparisons():
+  # Values on every float32 edge, one ulp either side of it, out of range and random: the binned
+  # count (floor(100 d) and a correction) must pick the bin the 100 strict comparisons pick.
+  edges = np.append(cimon._BIN_LEFT, cimon._BIN_RIGHT[-1]).astype(np.float32)
+  rng = np.random.default_rng(0)
+  values = np.concatenate([edges, np.nextafter(edges, np.float32(-1)), np.nextafter(edges, np.float32(2)),
+                           [-1e-7, 0.0, 1.0, 1.5, 2.0], rng.random(2000).astype(np.float32) * 1.1])
+  values = values[(values == 0) | (np.abs(values) > 1e-30)]  # XLA on CPU flushes denormals to 0
+  for bin_ in range(100):  # make each bin in turn the densest by one extra value just inside it
+    d = np.concatenate([values, [edges[bin_] + np.float32(0.004)] * 30]).astype(np.float32)
+    left = cimon._BIN_LEFT.astype(np.float32)[:, None]
+    counts = np.sum((d[None] > left) & (d[None] < cimon._BIN_RIGHT.astype(np.float32)[:, None]), axis=1)
+    assert float(cimon.histogram_mode(jnp.asarray(d))) == left[np.argmax(counts), 0], bin_
+
+
 def test_cluster_agreement_is_official_formula():
   rng = np.random.default_rng(0)
   s = np.where(rng.random((9, 9)) < 0.4, 1.0, -1.0)

@@ -94,3 +94,21 @@ def test_init_from_reuses_another_runs_parameters(tmp_path):
   assert fresh['mAP'] != pytest.approx(reused['mAP'], rel=1e-3)
   with pytest.raises(checkpoint.CheckpointError, match='no checkpoint found'):
     train.train_and_evaluate(helpers.tiny_dsh_config(init_from=str(tmp_path / 'nowhere')), str(tmp_path / 'x'))
+
+
+def test_parameters_from_before_the_model_method_split_still_load(tmp_path):
+  """Checkpoints that stored the network's parameters alone (before params = {model, method}) load
+  into the new layout (evaluate, classify and init_from use this); a checkpoint of another model fails
+  with a one-line error."""
+  run = train.build(helpers.tiny_dsh_config())
+  old = run.state.replace(params=jax.tree.map(lambda a: a + 1.0, run.state.params['model']))
+  saver = checkpoint.Checkpointer(str(tmp_path / 'old' / 'checkpoints'), 100, 1)
+  saver.save(4, old, {}, force=True)
+  saver.wait()
+  saver.close()
+  params, step = checkpoint.load_params(str(tmp_path / 'old'), run.state.params)
+  assert step == 4 and params['method'] == {}
+  jax.tree.map(np.testing.assert_array_equal, params['model'], old.params)
+  other = train.build(helpers.tiny_dsh_config(**{'model.width': 0.5}))
+  with pytest.raises(checkpoint.CheckpointError, match='does not fit this model'):
+    checkpoint.load_params(str(tmp_path / 'old'), other.state.params)

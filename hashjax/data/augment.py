@@ -47,6 +47,24 @@ def _crop_flip(image, key):
   return _flip(_crop(image, k1), k2)
 
 
+# DLBHC (the seed's recipe): resize to 256, random 227 crop, mirror. Here the network's input size S
+# (config.image_size) plays 227: the batch is upsampled to round(S * 256 / 227), then cropped back to S.
+RESIZE_CROP_RATIO = 256 / 227
+
+
+def _resize_crop_flip(images: jax.Array, rng: jax.Array) -> jax.Array:
+  b, h, w, c = images.shape
+  big = (round(h * RESIZE_CROP_RATIO), round(w * RESIZE_CROP_RATIO))
+  images = jax.image.resize(images.astype(jnp.float32), (b,) + big + (c,), method='bilinear')  # once per batch
+
+  def one(image, key):
+    k_crop, k_flip = jax.random.split(key)
+    dy = jax.random.randint(k_crop, (), 0, big[0] - h + 1)
+    dx = jax.random.randint(jax.random.fold_in(k_crop, 1), (), 0, big[1] - w + 1)
+    return _flip(jax.lax.dynamic_slice(image, (dy, dx, 0), (h, w, c)), k_flip)
+  return jax.vmap(one)(images, jax.random.split(rng, b))
+
+
 # ---------------------------------------------------------------- SimCLR (CIMON's train_aug_transform)
 # These run AFTER normalisation (train_step.make_preprocess normalises, resizes, then augments), so
 # they work on normalised floats, where the pixel range and black level are unknown. The colour
@@ -152,6 +170,7 @@ AUGMENTATIONS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     'flip': _per_example(_flip),
     'crop': _per_example(_crop),
     'crop_flip': _per_example(_crop_flip),
+    'resize_crop_flip': _resize_crop_flip,
     'simclr': _per_example(_simclr),
 }
 

@@ -105,10 +105,31 @@ def validation(source, seed, query_fraction=1 / 6, **unused):
           f'train split only: {n_query} held-out queries, database = train = the other {len(train)} (test split unused)')
 
 
+def unlabelled(source, seed, train_size=20000, **unused):
+  """Unsupervised training on a seeded random `train_size` subset of the 'unlabelled' split (CIMON's
+  STL-10 variant: 20,000 of the 100,000); query = test split, database = the labelled train split
+  (also what `hashjax.classify` trains its classifier on). The pool keeps only the chosen unlabelled images."""
+  del unused
+  _require(source.splits, 'unlabelled', 'train', 'test')
+  pool = source.splits['unlabelled']
+  if not 0 < train_size <= len(pool.images):
+    raise ValueError(f'unlabelled protocol: train_size must be in [1, {len(pool.images)}], got {train_size}')
+  chosen = np.sort(np.random.default_rng(seed).choice(len(pool.images), train_size, replace=False))
+  labelled, test = source.splits['train'], source.splits['test']
+  images = np.concatenate([labelled.images, test.images, pool.images[chosen]])
+  labels = np.concatenate([labelled.labels, test.labels, np.full(train_size, -1, labelled.labels.dtype)])
+  n_labelled, n_test = len(labelled.images), len(test.images)
+  database, query = np.arange(n_labelled), np.arange(n_labelled, n_labelled + n_test)
+  train = np.arange(n_labelled + n_test, len(images))
+  return (images, labels, train, query, database,
+          f'train = {train_size} random unlabelled images (no labels); query = test split, database = train split')
+
+
 RECIPES = {
     'full': full,
     'test_vs_test': test_vs_test,
     'per_class': per_class,
+    'unlabelled': unlabelled,  # STL-10: train on a subset of the unlabelled split
     'validation': validation,  # hyperparameter search: held-out train images as queries
     # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
     'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),

@@ -21,6 +21,7 @@ from hashjax.methods import autoencoder
 from hashjax.methods import cimon
 from hashjax.methods import csq
 from hashjax.methods import dcwh
+from hashjax.methods import dlbhc
 from hashjax.methods import dpsh
 from hashjax.methods import dsdh
 from hashjax.methods import dsh
@@ -62,6 +63,7 @@ METHODS: dict[str, Method] = {
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
                     batch_extras=cimon.batch_extras),
     'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
+    'dlbhc': Method(dlbhc.loss_fn, to_codes=dlbhc.to_codes),
 }
 
 

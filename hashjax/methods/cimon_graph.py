@@ -47,9 +47,10 @@ def confidence_weights(cos_dist: np.ndarray, threshold: float) -> np.ndarray:
   return np.clip(np.where(cos_dist > threshold, above, below), 0, 1)
 
 
-def similarity_weight_matrix(features: np.ndarray, *, threshold: float, num_clusters: int,
-                             center_features: bool = False, seed: int = 0):
-  """(S, W) float32 (N, N) of one view's features, as the official `generate_similarity_weight_matrix`."""
+def official_graph(features: np.ndarray, *, threshold: float, num_clusters: int, center_features: bool = False,
+                   seed: int = 0):
+  """(S, W, cluster labels) of one view's features, as the official `generate_similarity_weight_matrix`
+  (S, W float64 (N, N)); benchmarks/cimon_graph_pipeline.py times it against the jnp pipeline."""
   from scipy.spatial.distance import pdist, squareform  # pylint: disable=g-import-not-at-top
   from sklearn.cluster import SpectralClustering  # pylint: disable=g-import-not-at-top
   features = np.asarray(features, np.float64)
@@ -63,7 +64,15 @@ def similarity_weight_matrix(features: np.ndarray, *, threshold: float, num_clus
                               assign_labels='discretize').fit(unit).labels_
   a = labels[np.newaxis, :]
   w2 = ((((a - a.T) == 0) - 1 / 2) * 2 * similarity + 1) / 2
-  return similarity.astype(np.float32), (w1 * w2).astype(np.float32)
+  return similarity, w1 * w2, labels
+
+
+def similarity_weight_matrix(features: np.ndarray, *, threshold: float, num_clusters: int,
+                             center_features: bool = False, seed: int = 0):
+  """(S, W) float32 (N, N) of one view's features, as the official `generate_similarity_weight_matrix`."""
+  similarity, weights, _ = official_graph(features, threshold=threshold, num_clusters=num_clusters,
+                                          center_features=center_features, seed=seed)
+  return similarity.astype(np.float32), weights.astype(np.float32)
 
 
 def make_feature_extractor(forward, preprocess, params_sharding, batch_sharding):

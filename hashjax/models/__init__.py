@@ -19,6 +19,7 @@ from flax import nnx
 from hashjax.models import autoencoder
 from hashjax.models import backbones
 from hashjax.models import cimon_head
+from hashjax.models import dlbhc
 from hashjax.models import dsh_net
 
 # ImageNet backbones + hash head (models/backbones/): alexnet, vgg_f, vgg11[_bn], vgg16[_bn], vgg19[_bn],
@@ -29,6 +30,9 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
     'dsh_net_tanh': cimon_head.DSHTanhNet,
     'autoencoder': autoencoder.ConvAutoencoder,
     **{name: backbones.hash_net(name) for name in BACKBONE_MODELS},
+    # DLBHC: features -> latent sigmoid layer -> classifier; outputs {'latent', 'logits'} (models/dlbhc.py).
+    'dlbhc_dsh_net': dlbhc.DLBHCDSHNet,
+    **{f'dlbhc_{name}': dlbhc.dlbhc_net(name) for name in BACKBONE_MODELS},
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 

@@ -3,13 +3,15 @@
 Modules: codes (packing, .npz code DB), hamming (XOR + popcount), metrics
 (mAP, mAP@K, P@H<=r, R@H<=r, P@N), per_query (XLA kernels), expected
 (tie-free counts), pr_curve (radius sweep), select + search (exact top-k,
-sharded), hash_table (radius lookup).
+sharded), hash_table (radius lookup), coarse_to_fine (Hamming candidates
+re-ranked by feature distance, DLBHC).
 """
 
 from hashjax.retrieval.codes import (CodeDB, load_code_db, pack_codes,
                                      pack_codes_jnp, save_code_db, unpack_codes)
 from hashjax.retrieval.hamming import hamming_distances
 from hashjax.retrieval.hash_table import HashTable
-from hashjax.retrieval.metrics import mean_average_precision, retrieval_metrics
+from hashjax.retrieval.metrics import (mean_average_precision, ranked_list_metrics,
+                                       retrieval_metrics)
 from hashjax.retrieval.pr_curve import pr_curve_by_radius
 from hashjax.retrieval.search import db_mesh, topk_search

@@ -19,10 +19,12 @@ mAP@K (as thuml/DeepHash ``get_mAPs``). Precision metrics keep every query. A
 mean over no query is NaN.
 """
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hashjax.retrieval import validate
-from hashjax.retrieval.per_query import per_query_stats
+from hashjax.retrieval.per_query import _ranked_stats, per_query_stats
 
 TIES = ("stable", "numpy", "expected")
 
@@ -102,3 +104,34 @@ def mean_average_precision(query_codes, query_labels, db_codes, db_labels, *,
   m = retrieval_metrics(query_codes, query_labels, db_codes, db_labels,
                         bits=bits, topk=() if topk is None else (topk,), **kw)
   return m["mAP" if topk is None else f"mAP@{topk}"]
+
+
+@jax.jit
+def _ranked_relevance(q_labels, ranked_labels):
+  if q_labels.ndim == 1:
+    return (ranked_labels == q_labels[:, None]).astype(jnp.int32)
+  return (jnp.einsum("qc,qnc->qn", q_labels, ranked_labels) > 0).astype(jnp.int32)
+
+
+def ranked_list_metrics(query_labels, ranked_labels, *, topk=(), pn=()) -> dict[str, float]:
+  """mAP@K and P@N (definitions: module doc) of rankings given as lists, e.g. re-ranked ones
+  (retrieval.coarse_to_fine) rather than sorted by Hamming distance.
+
+  ranked_labels: (nq, n) class ids or (nq, n, C) multi-hot, the labels of each query's first n
+  retrieved items in rank order; every K and N must be <= n (the items beyond are unknown).
+  Returns {"mAP@K" per K in topk, "P@N" per N in pn}; every query counts ("zero").
+  """
+  ranked_labels = np.asarray(ranked_labels)
+  ql = validate.check_labels(query_labels, "query_labels", len(ranked_labels))
+  if ranked_labels.ndim != ql.ndim + 1:
+    raise ValueError(f"ranked_labels {ranked_labels.shape} must be (nq, n) class ids or (nq, n, C) "
+                     f"multi-hot, as query_labels {ql.shape}")
+  n = ranked_labels.shape[1]
+  ks, pns = _as_tuple(topk), _as_tuple(pn)
+  if any(not 1 <= k <= n for k in ks + pns):
+    raise ValueError(f"topk and pn must be in [1, {n}] (the ranked list length), got {ks} and {pns}")
+  rl = ranked_labels.astype(ql.dtype if ql.ndim == 1 else np.float32)
+  s = _ranked_stats(_ranked_relevance(ql, rl), ks, pns)
+  out = {f"mAP@{k}": _mean(np.asarray(s[f"ap@{k}"]), None) for k in ks}
+  out.update({f"P@{m}": _mean(np.asarray(s[f"hits@{m}"]) / m, None) for m in pns})
+  return out
