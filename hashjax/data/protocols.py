@@ -89,6 +89,24 @@ def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_d
   return images, labels, train, query, database, desc
 
 
+def random_split(source, seed, query_size=5000, train_size=10000, train_in_database=True, **unused):
+  """HashNet's recipe (MS-COCO, NUS-WIDE; single- or multi-label): pool all splits, a seeded random
+  `query_size` queries, the database = every other image, and `train_size` training images drawn
+  from the database (`train_in_database=False`: drawn from it and then removed from it)."""
+  del unused
+  images, labels, _ = _pool(source)
+  if query_size + train_size > len(labels):
+    raise ValueError(f'random_split: query_size + train_size = {query_size + train_size} exceeds the '
+                     f'{len(labels)} images of the pool')
+  order = np.random.default_rng(seed).permutation(len(labels))
+  query, rest = np.sort(order[:query_size]), order[query_size:]
+  train = np.sort(rest[:train_size])
+  database = np.sort(rest if train_in_database else rest[train_size:])
+  return (images, labels, train, query, database,
+          f'pool all splits; {query_size} random queries, {train_size} random training images, database = '
+          + ('all non-query images (train included)' if train_in_database else 'the rest (train excluded)'))
+
+
 def validation(source, seed, query_fraction=1 / 6, **unused):
   """For choosing hyperparameters without touching the test split: a seeded `query_fraction` of the
   train split is the query set; the rest of the train split is both training set and database
@@ -130,6 +148,9 @@ RECIPES = {
     'test_vs_test': test_vs_test,
     'per_class': per_class,
     'unlabelled': unlabelled,  # STL-10: train on a subset of the unlabelled split
+    'random_split': random_split,
+    # MS-COCO as HashNet: 5,000 queries, database = the rest, 10,000 training images from it.
+    'coco_hashnet': functools.partial(random_split, query_size=5000, train_size=10000, train_in_database=True),
     'validation': validation,  # hyperparameter search: held-out train images as queries
     # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
     'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
