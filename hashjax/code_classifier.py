@@ -31,6 +31,7 @@ from hashjax import checkpoint
 from hashjax import evaluate_run
 from hashjax import evaluator
 from hashjax import plots
+from hashjax import small_mlp
 
 PCA_POINTS_PER_CLASS = 200
 
@@ -50,56 +51,26 @@ def classification_sets(protocol) -> tuple[np.ndarray, np.ndarray, str]:
   return train, test, f'train = the labelled {source} ({len(train)}), test = the query set ({len(test)})'
 
 
-def init_params(key: jax.Array, in_dim: int, hidden: int, num_classes: int) -> list[dict]:
-  """Dense layers [{'w', 'b'}]: in -> hidden -> classes, or in -> classes when hidden == 0 (linear)."""
-  sizes = [in_dim, *([hidden] if hidden else []), num_classes]
-  keys = jax.random.split(key, len(sizes) - 1)
-  return [{'w': jax.nn.initializers.lecun_normal()(k, (a, b)), 'b': jnp.zeros(b)}
-          for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-
-
-def logits_of(params: list[dict], x: jax.Array) -> jax.Array:
-  for layer in params[:-1]:
-    x = jax.nn.relu(x @ layer['w'] + layer['b'])
-  return x @ params[-1]['w'] + params[-1]['b']
-
-
 def fit(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *, num_classes: int,
         hidden: int, epochs: int, lr: float, batch_size: int = 256, seed: int = 0) -> dict:
   """Trains one classifier with Adam; per-epoch curves and the final accuracies (floats, lists)."""
   if epochs < 1 or lr <= 0 or hidden < 0:
     raise ValueError(f'need epochs >= 1, lr > 0, hidden >= 0; got epochs={epochs}, lr={lr}, hidden={hidden}')
-  n = len(train_x)
-  batch_size = min(batch_size, n)
-  steps = n // batch_size  # reshuffled every epoch, so the dropped remainder changes
-  tx = optax.adam(lr)
   key, init_key = jax.random.split(jax.random.key(seed))
-  params = init_params(init_key, train_x.shape[1], hidden, num_classes)
-  opt_state = tx.init(params)
-  data = [jnp.asarray(a) for a in (train_x, train_y, test_x, test_y)]
+  params = small_mlp.init_params(init_key, train_x.shape[1], hidden, num_classes)
+  test_x, test_y = jnp.asarray(test_x), jnp.asarray(test_y)
 
   def loss_fn(params, x, y):
-    return optax.softmax_cross_entropy_with_integer_labels(logits_of(params, x), y).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(small_mlp.logits_of(params, x), y).mean()
 
   def accuracy(params, x, y):
-    return jnp.mean(jnp.argmax(logits_of(params, x), axis=-1) == y)
-
-  @jax.jit
-  def epoch(params, opt_state, key, train_x, train_y, test_x, test_y):
-    order = jax.random.permutation(key, n)[:steps * batch_size].reshape(steps, batch_size)
-
-    def step(carry, idx):
-      params, opt_state = carry
-      loss, grads = jax.value_and_grad(loss_fn)(params, train_x[idx], train_y[idx])
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-    return params, opt_state, losses.mean(), accuracy(params, train_x, train_y), accuracy(params, test_x, test_y)
+    return jnp.mean(jnp.argmax(small_mlp.logits_of(params, x), axis=-1) == y)
 
   curves = {'train_loss': [], 'train_accuracy': [], 'test_accuracy': []}
-  for e in range(epochs):
-    params, opt_state, loss, train_acc, test_acc = epoch(params, opt_state, jax.random.fold_in(key, e), *data)
+  measure = lambda params: (accuracy(params, jnp.asarray(train_x), jnp.asarray(train_y)),
+                            accuracy(params, test_x, test_y))
+  for params, loss, (train_acc, test_acc) in small_mlp.adam_epochs(
+      params, loss_fn, train_x, train_y, epochs=epochs, lr=lr, batch_size=batch_size, key=key, measure=measure):
     for name, value in zip(curves, (loss, train_acc, test_acc)):
       curves[name].append(round(float(value), 6))
   best = int(np.argmax(curves['test_accuracy']))

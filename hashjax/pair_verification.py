@@ -37,6 +37,8 @@ import numpy as np
 import optax
 from sklearn import metrics as sk_metrics
 
+from hashjax import small_mlp
+
 NUM_PAIRS = 200_000
 NUM_TEST_PAIRS = 100_000
 
@@ -90,17 +92,8 @@ def pair_features(codes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray
   return (np.abs(codes[i] - codes[j]) / 2).astype(np.float32)
 
 
-def init_classifier(key: jax.Array, bits: int, hidden: int) -> list[dict]:
-  sizes = [bits, *([hidden] if hidden else []), 1]
-  keys = jax.random.split(key, len(sizes) - 1)
-  return [{'w': jax.nn.initializers.lecun_normal()(k, (a, b)), 'b': jnp.zeros(b)}
-          for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-
-
 def logits_of(params: list[dict], x: jax.Array) -> jax.Array:
-  for layer in params[:-1]:
-    x = jax.nn.relu(x @ layer['w'] + layer['b'])
-  return (x @ params[-1]['w'] + params[-1]['b'])[:, 0]
+  return small_mlp.logits_of(params, x)[:, 0]
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, *, hidden: int = 64, epochs: int = 20, lr: float = 1e-3,
@@ -108,35 +101,16 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, *, hidden: int = 64, epochs: in
   """Adam on the mean binary cross-entropy, minibatches reshuffled every epoch; (params, epoch losses)."""
   if epochs < 1 or lr <= 0 or hidden < 0 or batch_size < 1:
     raise ValueError(f'need epochs >= 1, lr > 0, hidden >= 0, batch_size >= 1; got {epochs}, {lr}, {hidden}, {batch_size}')
-  n = len(x)
-  batch_size = min(batch_size, n)
-  steps = n // batch_size
-  tx = optax.adam(lr)
   key, init_key = jax.random.split(jax.random.key(seed))
-  params = init_classifier(init_key, x.shape[1], hidden)
-  opt_state = tx.init(params)
-  x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+  params = small_mlp.init_params(init_key, x.shape[1], hidden, 1)
 
   def loss_fn(params, xb, yb):
     return optax.sigmoid_binary_cross_entropy(logits_of(params, xb), yb).mean()
 
-  @jax.jit
-  def epoch(params, opt_state, key):
-    order = jax.random.permutation(key, n)[:steps * batch_size].reshape(steps, batch_size)
-
-    def step(carry, idx):
-      params, opt_state = carry
-      loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx])
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-    return params, opt_state, losses.mean()
-
   losses = []
-  for e in range(epochs):
-    params, opt_state, loss = epoch(params, opt_state, jax.random.fold_in(key, e))
-    losses.append(round(float(loss), 6))
+  for params, loss, _ in small_mlp.adam_epochs(params, loss_fn, np.asarray(x, np.float32), np.asarray(y, np.float32),
+                                               epochs=epochs, lr=lr, batch_size=batch_size, key=key):
+    losses.append(round(loss, 6))
   return params, losses
 
 
