@@ -15,7 +15,9 @@ resized to 256 then randomly cropped to 227 and mirrored, test images resized to
 with the training set's mean and std; query = the test split, database = the training split.
 ImageNet weights (the paper fine-tunes them): --config.model.pretrained=weights/<backbone>
 (python -m hashjax.weights convert), usually with --config.normalize=imagenet for RGB data.
-The official/FP recipe trains the new layers at lr 0.01 and the pretrained ones at 0.001.
+The official/FP recipe trains the new layers at lr 0.01 and the pretrained ones at 0.001:
+--config.optimizer.lr_multipliers='model/backbone/=0.1' (new layers: model/head = the latent
+layer, model/classifier; hashjax/optim.py).
 quick (digits, DSH network at half width, 16 bits, 300 SGD steps of 64 at lr 0.1): mAP 0.93 in
 ~20 s on a shared 2-core CPU. fashion_mnist: BENCHMARKS.md, "DLBHC".
 """
