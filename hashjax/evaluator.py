@@ -10,6 +10,7 @@ from jax.experimental import multihost_utils
 from hashjax.data import pipeline
 from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import metrics as metrics_lib
+from hashjax.retrieval import pr_curve as pr_curve_lib
 
 
 def make_encoder(forward, preprocess, to_codes, params_sharding, batch_sharding):
@@ -29,14 +30,18 @@ def encode_set(encode, params, images: np.ndarray, indices: np.ndarray, batch_si
   return np.concatenate(out)
 
 
-def evaluate(encode, params, protocol, config, batch_sharding) -> dict:
-  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database."""
+def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve: bool = False):
+  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database;
+  with_pr_curve: (those metrics, the precision-recall curve by Hamming radius) from the same codes."""
   bs = config.eval.batch_size
   q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding)
   db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding)
   bits = q.shape[1]
-  return metrics_lib.retrieval_metrics(
-      codes_lib.pack_codes(q), protocol.labels[protocol.query],
-      codes_lib.pack_codes(db), protocol.labels[protocol.database],
-      bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
+  packed = (codes_lib.pack_codes(q), protocol.labels[protocol.query],
+            codes_lib.pack_codes(db), protocol.labels[protocol.database])
+  metrics = metrics_lib.retrieval_metrics(
+      *packed, bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
       ties=config.eval.ties)
+  if not with_pr_curve:
+    return metrics
+  return metrics, pr_curve_lib.pr_curve_by_radius(*packed, bits=bits)

@@ -59,6 +59,12 @@ class MetricWriter:
         self.tb.add_scalar(f'{prefix}/{_tb_name(k)}', v, step)
     return plain
 
+  def image(self, step: int, name: str, rgb: np.ndarray):
+    """An (H, W, 3) uint8 image in TensorBoard (e.g. the PR curve at each evaluation)."""
+    if self.enabled:
+      self.tb.add_image(name, rgb, step, dataformats='HWC')
+      self.tb.flush()
+
   def progress(self, step: int, loss: float | None = None):
     """Advances the bar to `step`, showing throughput (images/s) and the latest loss."""
     if not self.enabled:

@@ -9,16 +9,24 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def _save(fig, path: str) -> str:
+def _save(fig, path: str | None):
+  """Writes the figure to `path` and returns the path; path None returns it as an RGB uint8 array
+  (H, W, 3) instead (TensorBoard images, hashjax/metric_writer.py)."""
   if fig.get_layout_engine() is None:
     fig.tight_layout()
+  if path is None:
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
   fig.savefig(path, dpi=120)
   plt.close(fig)
   return path
 
 
-def pr_curve(precision, recall, path: str, title: str) -> str:
-  """Precision against recall, one point per Hamming radius 0..bits (radius annotated every few)."""
+def pr_curve(precision, recall, path: str | None, title: str):
+  """Precision against recall, one point per Hamming radius 0..bits (radius annotated every few);
+  path None: the RGB array (see `_save`)."""
   fig, ax = plt.subplots(figsize=(5, 4))
   ax.plot(recall, precision, marker='.', linewidth=1)
   step = max(1, len(recall) // 8)

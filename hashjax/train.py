@@ -29,6 +29,7 @@ from hashjax import metric_writer
 from hashjax import methods
 from hashjax import models
 from hashjax import optim
+from hashjax import plots
 from hashjax import run_files
 from hashjax import shallow
 from hashjax import sharding
@@ -152,6 +153,15 @@ class Run:
   def evaluate(self, params) -> dict:
     return evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding)
 
+  def evaluate_and_log(self, params, step: int, writer) -> dict:
+    """Evaluates, writes the metrics (prefix 'eval') and the PR curve image to the metric writer."""
+    metrics, pr = evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding,
+                                     with_pr_curve=True)
+    if writer.enabled:  # process 0 writes
+      writer.image(step, 'eval/pr_curve', plots.pr_curve(
+          pr['precision'], pr['recall'], None, f'{self.config.method} {self.config.bits} bits, step {step}'))
+    return writer.write(step, metrics, prefix='eval')
+
 
 def build(config, protocol: protocols.Protocol | None = None) -> Run:
   config_lib.validate(config)
@@ -223,7 +233,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state, preempted = _train(run, state, ckpt, writer)
     if preempted:
       return {'preempted_at_step': int(state.step)}
-    final = writer.write(int(state.step), run.evaluate(state.params), prefix='eval')
+    final = run.evaluate_and_log(state.params, int(state.step), writer)
     final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
     run_files.write_json(workdir, 'final_metrics.json', final)
     writer.message(f'final step {final["step"]}: {run_files.format_metrics(final)}; workdir {workdir}')
@@ -275,8 +285,7 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
         ckpt.save(done, state, meta, force=True)
         last_ckpt = done
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total:
-        writer.message(f'step {done}: ' + run_files.format_metrics(
-            writer.write(done, run.evaluate(state.params), prefix='eval')))
+        writer.message(f'step {done}: ' + run_files.format_metrics(run.evaluate_and_log(state.params, done, writer)))
       if stop or preemption.arrived_late():
         if last_ckpt != done:  # SIGTERM arrived after this step's save decision
           ckpt.save(done, state, meta, force=True)

@@ -103,6 +103,9 @@ def test_workdir_evaluation_matches_the_run_and_writes_plots(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   final = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
   capsys.readouterr()  # the training run's own log lines
+  events = b''.join(open(os.path.join(workdir, 'tensorboard', n), 'rb').read()
+                    for n in os.listdir(os.path.join(workdir, 'tensorboard')))
+  assert b'eval/pr_curve' in events and b'eval/mAP' in events  # TensorBoard: the image and the scalars
   assert evaluate.main(["--workdir", workdir]) == 0
   out = json.loads(capsys.readouterr().out)
   assert out["step"] == 4
