@@ -54,3 +54,21 @@ def test_bad_override_and_names_fail_before_running(tmp_path):
                      '--set', 'optimizer.lrr=1']) == 2
   assert not os.listdir(tmp_path)
   assert sweep.config_name('configs/dsh.py:quick,bits=12') == 'dsh_quick_bits-12'
+
+
+def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
+  """launch/sweep_local.sh N: N sweep processes, job i runs cells i, i+N, ...; every cell is done once."""
+  root = str(tmp_path / 'sweep')
+  out = subprocess.run(['bash', 'launch/sweep_local.sh', '2', '--config', 'configs/lsh.py:quick',
+                        '--config', 'configs/pcah.py:quick', '--bits', '8,16', '--workdir', root],
+                       cwd=helpers.ROOT, env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu',
+                                                  PYTHON=sys.executable),
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  for name in ('lsh_quick', 'pcah_quick'):
+    for bits in (8, 16):
+      assert os.path.exists(os.path.join(root, name, f'{bits}b_seed0', 'final_metrics.json'))
+  logs = [open(os.path.join(root, f'sweep_job{i}.log')).read() for i in range(2)]
+  ran = [line for log in logs for line in log.splitlines() if '->' in line]
+  assert len(ran) == 4 and all('sweep finished' in log for log in logs)
+  assert report.write_report(root)['cells'] == 4
