@@ -40,7 +40,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 def load_run(workdir: str):
   """(config, run, params, step): the run rebuilt from its config.json, with its latest parameters."""
   config = load_config(workdir)
-  run = train.build(config)
+  run = train.build(config, for_training=False)
   params, step = checkpoint.load_params(workdir, run.state.params)
   return config, run, params, step
 

@@ -163,7 +163,10 @@ class Run:
     return writer.write(step, metrics, prefix='eval')
 
 
-def build(config, protocol: protocols.Protocol | None = None) -> Run:
+def build(config, protocol: protocols.Protocol | None = None, *, for_training: bool = True) -> Run:
+  """The run of `config`. for_training=False (evaluating or encoding a finished run) skips the
+  method's training-only set-up: its batch extras (e.g. CIMON's global graph, minutes to build)
+  and its periodic refresh."""
   config_lib.validate(config)
   method = methods.get(config.method)
   protocol = protocol or load_protocol(config)
@@ -186,7 +189,7 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
 
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
   extras = (method.batch_extras(config, forward, preprocess, params, protocol, repl, data_sh)
-            if method.batch_extras is not None else None)
+            if method.batch_extras is not None and for_training else None)
   batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, config.batch_size,
                                   seed=config.seed, extras=extras)
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
@@ -197,7 +200,7 @@ def build(config, protocol: protocols.Protocol | None = None) -> Run:
       method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views)
   encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
   refresh, refresh_every = None, 0
-  if method.refresh is not None and config.loss.get('refresh_epochs'):
+  if method.refresh is not None and config.loss.get('refresh_epochs') and for_training:
     outputs = evaluator.make_encoder(forward, preprocess, lambda out: out, repl, data_sh)
     refresh = _make_refresh(method.refresh, config, protocol, outputs, repl, data_sh)
     refresh_every = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
