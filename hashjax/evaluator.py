@@ -30,18 +30,41 @@ def encode_set(encode, params, images: np.ndarray, indices: np.ndarray, batch_si
   return np.concatenate(out)
 
 
+def query_sharded_metrics(q_packed, q_labels, db_packed, db_labels, **kwargs) -> dict:
+  """`retrieval_metrics` with the queries split over the processes: each process ranks the whole
+  database for its contiguous slice of the queries, and the query-weighted mean of the slices'
+  metrics over the processes is the metrics of all queries (with zero_relevant='zero', every
+  metric is a mean over queries). One process: `retrieval_metrics` itself."""
+  n, count, index = len(q_packed), jax.process_count(), jax.process_index()
+  if count == 1 or n < count:
+    return metrics_lib.retrieval_metrics(q_packed, q_labels, db_packed, db_labels, **kwargs)
+  bounds = np.linspace(0, n, count + 1).astype(int)
+  mine = slice(bounds[index], bounds[index + 1])
+  local = metrics_lib.retrieval_metrics(q_packed[mine], q_labels[mine], db_packed, db_labels, **kwargs)
+  keys = sorted(local)
+  values = np.array([local[k] for k in keys], np.float64)
+  # float64 through a float32 all-gather (x64 is off): as a hi + lo pair of float32.
+  hi = values.astype(np.float32)
+  lo = (values - hi).astype(np.float32)
+  gathered = np.asarray(multihost_utils.process_allgather(np.stack([hi, lo])), np.float64)  # (procs, 2, m)
+  per_process = gathered[:, 0] + gathered[:, 1]
+  weights = np.diff(bounds).astype(np.float64)
+  return {k: float(v) for k, v in zip(keys, weights @ per_process / n)}
+
+
 def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve: bool = False):
-  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database;
-  with_pr_curve: (those metrics, the precision-recall curve by Hamming radius) from the same codes."""
+  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database, the
+  queries split over the processes; with_pr_curve: (those metrics, the precision-recall curve by
+  Hamming radius from the same codes, computed by process 0 only, None elsewhere)."""
   bs = config.eval.batch_size
   q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding)
   db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding)
   bits = q.shape[1]
   packed = (codes_lib.pack_codes(q), protocol.labels[protocol.query],
             codes_lib.pack_codes(db), protocol.labels[protocol.database])
-  metrics = metrics_lib.retrieval_metrics(
+  metrics = query_sharded_metrics(
       *packed, bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
       ties=config.eval.ties)
   if not with_pr_curve:
     return metrics
-  return metrics, pr_curve_lib.pr_curve_by_radius(*packed, bits=bits)
+  return metrics, pr_curve_lib.pr_curve_by_radius(*packed, bits=bits) if jax.process_index() == 0 else None
