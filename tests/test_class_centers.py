@@ -150,18 +150,13 @@ def test_idcwh_center_gradients_match_finite_differences():
 
 @pytest.mark.parametrize('method', ['dcwh', 'idcwh'])
 def test_eight_devices_match_one(method):
-  def run(num_devices):
-    config = helpers.load_config(method, 'quick')
-    config.update(num_devices=num_devices, batch_size=32)
-    config.model.width = 0.25
-    run = train.build(config)
-    state, losses = run.state, []
-    for step in range(3):
-      state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
-      losses.append(float(metrics['loss']))
-    return state, np.array(losses)
-  state1, loss1 = run(1)
-  state8, loss8 = run(8)
+  def config():
+    c = helpers.load_config(method, 'quick')
+    c.update(batch_size=32)
+    c.model.width = 0.25
+    return c
+  state1, loss1 = helpers.first_steps(config(), 1)
+  state8, loss8 = helpers.first_steps(config(), 8)
   np.testing.assert_allclose(loss8, loss1, rtol=2e-5, atol=1e-6)
   np.testing.assert_allclose(state8.params['method']['centers'], state1.params['method']['centers'],
                              rtol=1e-4, atol=1e-5)

@@ -251,17 +251,8 @@ def _small(method):
 
 @pytest.mark.parametrize('method', ['greedyhash', 'dsdh'])
 def test_eight_devices_match_one(method):
-  def run(num_devices):
-    config = _small(method)
-    config.num_devices = num_devices
-    run = train.build(config)
-    state, losses = run.state, []
-    for step in range(3):
-      state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
-      losses.append(float(metrics['loss']))
-    return state, np.array(losses)
-  state1, loss1 = run(1)
-  state8, loss8 = run(8)
+  state1, loss1 = helpers.first_steps(_small(method), 1)
+  state8, loss8 = helpers.first_steps(_small(method), 8)
   np.testing.assert_allclose(loss8, loss1, rtol=2e-5, atol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state8.params, state1.params)
 
