@@ -150,9 +150,6 @@ class Run:
   refresh: Callable | None = None
   refresh_every_steps: int = 0
 
-  def evaluate(self, params) -> dict:
-    return evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding)
-
   def evaluate_and_log(self, params, step: int, writer) -> dict:
     """Evaluates, writes the metrics (prefix 'eval') and the PR curve image to the metric writer."""
     metrics, pr = evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding,
