@@ -21,11 +21,15 @@ the STL-10 per-batch variant's settings (batch 256, 5 clusters, threshold 0.3, 1
 eta 0.3; reference/methods.md section 2). graph=global is the official graph, built once before
 training over the training set with numpy/scipy/sklearn (the 'cimon' protocol's 5,000 images,
 70 clusters, threshold 0.1, batch 24, 150 epochs); batches carry its blocks.
-The backbone is the DSH network (VGG backbones do not exist here yet), trained from scratch, so
-the graph features are centred per batch first (loss.center_features; see cimon.similarity_graph).
+Without backbone= the network is the DSH network trained from scratch, and the graph comes from a
+fixed source, not from the random network (loss.graph_features='pca': the top 64 principal
+components of the un-augmented training pixels; 'network' is the official route, the default
+with a backbone); its features are centred per batch first (loss.center_features; see
+cimon.similarity_graph).
 
-quick (digits, 32 bits, 300 steps of 64): mAP 0.58 in ~75 s on a shared 2-core CPU; for scale,
-the same network at initialisation gives 0.24, LSH on the pixels 0.48, ITQ 0.64.
+quick (digits, 32 bits, 300 steps of 64): mAP 0.50 in ~45 s on a shared 2-core CPU (0.49 with
+graph_features=network); for scale, the same network at initialisation gives 0.24, LSH on the
+pixels 0.48, ITQ 0.64.
 """
 
 from hashjax import config_lib
@@ -49,6 +53,10 @@ def get_config(arg=None):
   c.loss.threshold = 0.3      # cosine distance at or below which a pair is similar (S = +1)
   c.loss.num_clusters = 5     # spectral clusters per graph
   c.loss.gamma = 1.0          # RBF affinity exp(-gamma |x_i - x_j|^2) on unit features (sklearn's default)
+  # Graph features (hashjax/methods/cimon_features.py): without pretrained weights a fixed source,
+  # the top principal components of the training pixels; with a pretrained backbone the network.
+  c.loss.graph_features = 'pca'
+  c.loss.graph_pca_dim = 64
   c.loss.center_features = True  # subtract the batch mean before the graph (from-scratch nets; official: False)
   c.loss.eigen_solver = 'subspace'  # top-k subspace iteration; 'eigh' = dense (benchmarks/cimon_graph_pipeline.py)
   c.loss.kmeans_restarts = 10
@@ -75,6 +83,7 @@ def get_config(arg=None):
     c.image_size = 224
     c.normalize = 'imagenet' if arg.dataset in ('cifar10', 'cifar100', 'stl10') else 'dataset'
     c.loss.center_features = False
+    c.loss.graph_features = 'network'
   if arg.stl10:
     c.dataset.protocol = 'unlabelled'
     c.dataset.protocol_args.train_size = 20000

@@ -228,13 +228,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                      config.checkpoint.keep)
   writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, initial_step=0,
                                       batch_size=config.batch_size)
+  describe = methods.get(config.method).describe
+  notes = describe(config) if describe is not None else {}
   try:
     state = _restore(run, ckpt, writer)
+    for name, text in notes.items():
+      writer.message(f'{name}: {text}')
     state, preempted = _train(run, state, ckpt, writer)
     if preempted:
       return {'preempted_at_step': int(state.step)}
     final = run.evaluate_and_log(state.params, int(state.step), writer)
-    final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1))
+    final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1), **notes)
     run_files.write_json(workdir, 'final_metrics.json', final)
     writer.message(f'final step {final["step"]}: {run_files.format_metrics(final)}; workdir {workdir}')
     return final

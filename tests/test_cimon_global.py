@@ -36,6 +36,7 @@ def tiny_global_config(**overrides):
   c.dataset.protocol = 'per_class'
   c.dataset.protocol_args = ml_collections.ConfigDict(dict(query_per_class=10, train_per_class=24))
   c.loss.num_clusters = 10
+  c.loss.graph_features = 'network'  # two views, two graphs (a fixed source: tests/test_cimon_features.py)
   c.num_steps, c.batch_size, c.bits, c.model.width = 3, 32, 16, 0.25
   c.log_every_steps = c.checkpoint.every_steps = 3
   c.eval.topk, c.eval.pn, c.eval.batch_size = (50,), (10,), 256

@@ -217,9 +217,11 @@ def tiny_cimon_config(**overrides):
   return c
 
 
-def run_steps(num_devices, steps=3):
+def run_steps(num_devices, graph_features, steps=3):
   # 'crop' keeps compilation short; the SimCLR ops are per-example too (tests/test_augment_simclr.py).
-  run = train.build(tiny_cimon_config(num_devices=num_devices, augment='crop'))
+  config = tiny_cimon_config(num_devices=num_devices, augment='crop')
+  config.loss.graph_features = graph_features
+  run = train.build(config)
   state, losses, metrics = run.state, [], None
   for step in range(steps):
     state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
@@ -227,10 +229,11 @@ def run_steps(num_devices, steps=3):
   return run, state, np.array(losses), metrics
 
 
-def test_batch_graph_step_eight_devices_match_one():
+@pytest.mark.parametrize('graph_features', ['network', 'pca'])
+def test_batch_graph_step_eight_devices_match_one(graph_features):
   assert jax.device_count() == 8
-  run1, state1, loss1, metrics1 = run_steps(1)
-  run8, state8, loss8, metrics8 = run_steps(8)
+  run1, state1, loss1, metrics1 = run_steps(1, graph_features)
+  run8, state8, loss8, metrics8 = run_steps(8, graph_features)
   assert run8.mesh.size == 8 and run1.mesh.size == 1
   np.testing.assert_allclose(loss8, loss1, rtol=2e-5, atol=1e-6)
   for key in ('semantic_loss', 'contrastive_loss', 'positive_fraction', 'mean_weight'):

@@ -19,6 +19,7 @@ def test_quick_config_trains_and_evaluates(tmp_path):
   final = train.train_and_evaluate(c, str(tmp_path))
   assert final['step'] == 6
   assert math.isfinite(final['mAP']) and 0 < final['mAP'] <= 1
+  assert final['graph_features'].startswith('pca (64 principal components')  # stated, never implied
   with open(os.path.join(tmp_path, 'metrics.jsonl')) as f:
     logged = [json.loads(line) for line in f]
   train_rows = [r for r in logged if r['split'] == 'train']

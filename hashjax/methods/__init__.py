@@ -47,6 +47,9 @@ class Method:
   # Optional (loss config, network outputs on the training set, their labels, method params) -> new
   # method params, applied every `loss.refresh_epochs` epochs (DCWH's centers = class means).
   refresh: Callable | None = None
+  # Optional config -> {name: text}: choices the run log and final_metrics.json must state (CIMON's
+  # graph feature source).
+  describe: Callable | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -61,7 +64,7 @@ METHODS: dict[str, Method] = {
                    refresh=dsdh.refresh),
     'greedyhash': Method(greedyhash.loss_fn, init_params=greedyhash.init_params),
     'cimon': Method(cimon.loss_fn, to_codes=cimon.to_codes, supervised=False, num_views=2,
-                    batch_extras=cimon.batch_extras),
+                    batch_extras=cimon.batch_extras, describe=cimon.describe),
     'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, supervised=False),
     'dlbhc': Method(dlbhc.loss_fn, to_codes=dlbhc.to_codes),
 }

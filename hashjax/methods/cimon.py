@@ -17,6 +17,9 @@ Graph modes (`config.graph`):
     numpy / scipy / scikit-learn (`cimon_graph.py`); each batch carries its (B, B) blocks
     S[I][:, I], W[I][:, I] as batch['graph_s1'], ['graph_w1'], ['graph_s2'], ['graph_w2'],
     gathered on the host (`batch_extras`).
+The features f come from `loss.graph_features` (`cimon_features.py`): the network (official) or a
+fixed source (pixels, PCA) when there are no pretrained weights; with graph=batch a fixed source's
+rows ride in batch['graph_features'] and give one graph for both views.
 Codes are sign(tanh output).
 """
 
@@ -28,6 +31,7 @@ import numpy as np
 from jax.scipy.stats import norm
 
 from hashjax import spectral
+from hashjax.methods import cimon_features
 from hashjax.methods import cimon_graph
 
 GRAPHS = ('batch', 'global')
@@ -161,6 +165,7 @@ def check_config(config, batch_size: int | None = None) -> None:
     raise ValueError(f'loss.tau must be > 0 and loss.eta >= 0; got tau={config.tau}, eta={config.eta}')
   if config.get('eigen_solver', 'eigh') not in spectral.EIGEN_SOLVERS:
     raise ValueError(f'unknown loss.eigen_solver {config.eigen_solver!r}; valid: {", ".join(spectral.EIGEN_SOLVERS)}')
+  cimon_features.check(config)
   if config.kmeans_restarts < 1 or config.kmeans_iters < 1:
     raise ValueError(f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got '
                      f'{config.kmeans_restarts}, {config.kmeans_iters}')
@@ -181,8 +186,12 @@ def loss_fn(params, batch, rng, *, forward, config):
                       center_features=config.center_features,
                       # configs written before the key existed resume with the solver they ran with
                       eigen_solver=config.get('eigen_solver', 'eigh'))
-    s1, w1, stats = similarity_graph(jax.lax.stop_gradient(features1), key1, **graph_args)
-    s2, w2, _ = similarity_graph(jax.lax.stop_gradient(features2), key2, **graph_args)
+    if 'graph_features' in batch:  # a fixed source: one graph of the un-augmented images
+      s1, w1, stats = similarity_graph(batch['graph_features'], key1, **graph_args)
+      s2, w2 = s1, w1
+    else:
+      s1, w1, stats = similarity_graph(jax.lax.stop_gradient(features1), key1, **graph_args)
+      s2, w2, _ = similarity_graph(jax.lax.stop_gradient(features2), key2, **graph_args)
     extra = {'histogram_mode': stats['mode']}
   else:
     s1, w1, s2, w2 = (batch[k] for k in cimon_graph.GRAPH_KEYS)
@@ -191,16 +200,23 @@ def loss_fn(params, batch, rng, *, forward, config):
 
 
 def batch_extras(config, forward, preprocess, params, protocol, params_sharding, batch_sharding):
-  """graph=global: builds the official graph once and returns the host gather of its batch blocks.
+  """graph=global: builds the official graph once and returns the host gather of its batch blocks;
+  graph=batch with a fixed feature source: the gather of the batch's feature rows.
 
   Called by `train.build` before anything compiles, so it also checks the loss config early.
   """
   check_config(config.loss, config.batch_size)
-  if config.loss.graph != 'global':
-    return None
+  fixed = cimon_features.fixed_features(config.loss, protocol.images, protocol.train)
+  if config.loss.graph == 'batch':
+    return None if fixed is None else (lambda positions: {'graph_features': fixed[positions]})
   graph = cimon_graph.build(config, forward, preprocess, params, protocol.images, protocol.train,
-                            params_sharding, batch_sharding)
+                            params_sharding, batch_sharding, fixed_features=fixed)
   return cimon_graph.batch_blocks(graph)
+
+
+def describe(config) -> dict:
+  """What the run log and final_metrics.json say about this run's graph."""
+  return {'graph_features': cimon_features.describe(config.loss)}
 
 
 def to_codes(outputs: jax.Array) -> jax.Array:

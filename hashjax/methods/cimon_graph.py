@@ -94,17 +94,24 @@ def extract_features(features_of, params, images: np.ndarray, indices: np.ndarra
   return np.concatenate(out)
 
 
-def build(config, forward, preprocess, params, images, indices, params_sharding, batch_sharding):
-  """The four (N, N) matrices {graph_s1, graph_w1, graph_s2, graph_w2} over the training pool."""
+def build(config, forward, preprocess, params, images, indices, params_sharding, batch_sharding,
+          fixed_features: np.ndarray | None = None):
+  """The four (N, N) matrices {graph_s1, graph_w1, graph_s2, graph_w2} over the training pool.
+
+  `fixed_features` (N, D) (a fixed source, cimon_features.py) give one graph, shared by both views.
+  """
+  graph_args = dict(threshold=config.loss.threshold, num_clusters=config.loss.num_clusters,
+                    center_features=config.loss.center_features, seed=0)
+  if fixed_features is not None:
+    s, w = similarity_weight_matrix(fixed_features, **graph_args)
+    return {'graph_s1': s, 'graph_w1': w, 'graph_s2': s, 'graph_w2': w}
   features_of = make_feature_extractor(forward, preprocess, params_sharding, batch_sharding)
   rng = jax.random.fold_in(jax.random.key(config.seed), 2021)  # apart from the training stream
   graph = {}
   for view, key in zip((1, 2), jax.random.split(rng)):
     f = extract_features(features_of, params, images, indices, batch_size=config.eval.batch_size, rng=key,
                          batch_sharding=batch_sharding)
-    s, w = similarity_weight_matrix(f, threshold=config.loss.threshold, num_clusters=config.loss.num_clusters,
-                                    center_features=config.loss.center_features, seed=0)
-    graph[f'graph_s{view}'], graph[f'graph_w{view}'] = s, w
+    graph[f'graph_s{view}'], graph[f'graph_w{view}'] = similarity_weight_matrix(f, **graph_args)
   return graph
 
 
