@@ -7,7 +7,8 @@
 Pipeline = cosine distances + threshold graph S + confidence weights w1 + spectral clustering
 (-> mask w2, W = w1 * w2) of one view's features (B, D):
   * jnp: `hashjax.methods.cimon.similarity_graph`, jitted, as the per-batch train step runs it
-    (eigen_solver 'subspace', the config's default, and 'eigh', the dense solver);
+    (eigen_solver 'subspace', the config's default, and 'eigh', the dense solver; labels by
+    k-means, the config's default, or Yu-Shi 'discretize', the official assignment);
   * official: `hashjax.methods.cimon_graph.official_graph`: scipy `pdist(F, 'cosine')`, the
     official NumPy/SciPy half-Gaussian fit (100-bin loop, `norm.fit`), scikit-learn
     `SpectralClustering(n_clusters, random_state=0, assign_labels='discretize')` on the unit
@@ -22,9 +23,10 @@ Data: 'gaussian' = `--clusters` clusters in `--dim` dimensions around a shared m
 the 784 pixels of Fashion-MNIST training images of 5 classes (trouser, pullover, sandal, bag,
 ankle boot; local IDX files, see README).
 
---step also times the real jitted CIMON train step (hashjax.train.build of configs/cimon.py, the
-Fashion-MNIST default: DSH network with the tanh head, 500-d graph features, two views, so two
-graphs per step) at each batch size, beside the pipeline alone on (B, 500) features twice.
+--step also times the real jitted CIMON train step (hashjax.train.build of
+configs/cimon.py:fashion_mnist with graph_features='network': DSH network with the tanh head, 500-d
+graph features, two views, so two graphs per step) at each batch size, beside the pipeline alone
+on (B, 500) features twice.
 """
 
 import argparse
@@ -71,9 +73,9 @@ def timed(fn, rounds: list):
 def pipeline_rows(args):
   rows = []
   graph_args = dict(threshold=args.threshold, num_clusters=args.clusters)
-  jnp_routes = {solver: jax.jit(lambda f, key, solver=solver: cimon.similarity_graph(f, key, eigen_solver=solver,
-                                                                                     **graph_args))
-                for solver in ('subspace', 'eigh')}
+  jnp_routes = {f'{solver} {assign}': jax.jit(lambda f, key, solver=solver, assign=assign: cimon.similarity_graph(
+                    f, key, eigen_solver=solver, assign_labels=assign, **graph_args))
+                for solver, assign in (('subspace', 'kmeans'), ('subspace', 'discretize'), ('eigh', 'kmeans'))}
   for data in args.data.split(','):
     for batch in (int(b) for b in args.batches.split(',')):
       features, truth = (gaussian_features(batch, args.dim, args.clusters, batch) if data == 'gaussian'
@@ -113,8 +115,9 @@ def step_rows(args):
   from hashjax.data import pipeline  # pylint: disable=g-import-not-at-top
   rows = []
   for batch in (int(b) for b in args.batches.split(',')):
-    config = config_lib.load_config_file(os.path.join(ROOT, 'configs', 'cimon.py'))
+    config = config_lib.load_config_file(os.path.join(ROOT, 'configs', 'cimon.py') + ':fashion_mnist')
     config.batch_size, config.num_steps = batch, 100
+    config.loss.graph_features = 'network'  # two graphs per step, from the network's features
     run = train.build(config)
     state = run.state
     step_batch = lambda i: pipeline.to_global(run.batches[i], run.data_sharding)
@@ -122,7 +125,8 @@ def step_rows(args):
     graphs = jax.jit(lambda f, key: [cimon.similarity_graph(
         f[i], k, threshold=loss.threshold, num_clusters=loss.num_clusters, gamma=loss.gamma,
         kmeans_restarts=loss.kmeans_restarts, kmeans_iters=loss.kmeans_iters,
-        center_features=loss.center_features, eigen_solver=loss.eigen_solver)[:2]
+        center_features=loss.center_features, eigen_solver=loss.eigen_solver,
+        assign_labels=loss.assign_labels)[:2]
         for i, k in enumerate(jax.random.split(key))])
     features = jax.random.normal(jax.random.key(1), (2, batch, 500))
     state, _ = jax.block_until_ready(run.step_fn(state, step_batch(0)))  # compile

@@ -198,7 +198,8 @@ def test_loss_ignores_labels_and_rejects_unknown_graph():
 @pytest.mark.parametrize('key,value,message', [('graph', 'knn', 'valid: batch, global'),
                                                ('threshold', 2.5, r'in \[0, 2\]'),
                                                ('num_clusters', 100, r'num_clusters must be in \[2, batch size 64\]'),
-                                               ('tau', 0.0, 'tau must be > 0')])
+                                               ('tau', 0.0, 'tau must be > 0'),
+                                               ('assign_labels', 'argmax', 'valid: kmeans, discretize')])
 def test_bad_loss_config_fails_at_build(key, value, message):
   c = helpers.load_config('cimon', 'quick')
   c.loss[key] = value
@@ -217,10 +218,10 @@ def tiny_cimon_config(**overrides):
   return c
 
 
-def run_steps(num_devices, graph_features, steps=3):
+def run_steps(num_devices, graph_features, assign_labels, steps=3):
   # 'crop' keeps compilation short; the SimCLR ops are per-example too (tests/test_augment_simclr.py).
   config = tiny_cimon_config(num_devices=num_devices, augment='crop')
-  config.loss.graph_features = graph_features
+  config.loss.graph_features, config.loss.assign_labels = graph_features, assign_labels
   run = train.build(config)
   state, losses, metrics = run.state, [], None
   for step in range(steps):
@@ -229,11 +230,11 @@ def run_steps(num_devices, graph_features, steps=3):
   return run, state, np.array(losses), metrics
 
 
-@pytest.mark.parametrize('graph_features', ['network', 'pca'])
-def test_batch_graph_step_eight_devices_match_one(graph_features):
+@pytest.mark.parametrize('graph_features,assign_labels', [('network', 'kmeans'), ('pca', 'discretize')])
+def test_batch_graph_step_eight_devices_match_one(graph_features, assign_labels):
   assert jax.device_count() == 8
-  run1, state1, loss1, metrics1 = run_steps(1, graph_features)
-  run8, state8, loss8, metrics8 = run_steps(8, graph_features)
+  run1, state1, loss1, metrics1 = run_steps(1, graph_features, assign_labels)
+  run8, state8, loss8, metrics8 = run_steps(8, graph_features, assign_labels)
   assert run8.mesh.size == 8 and run1.mesh.size == 1
   np.testing.assert_allclose(loss8, loss1, rtol=2e-5, atol=1e-6)
   for key in ('semantic_loss', 'contrastive_loss', 'positive_fraction', 'mean_weight'):

@@ -37,3 +37,22 @@ def test_imagenet_backbone_variant_trains(tmp_path):
   c.eval.topk, c.eval.pn, c.eval.batch_size = (50,), (10,), 512
   final = train.train_and_evaluate(c, str(tmp_path))
   assert final['step'] == 2 and math.isfinite(final['mAP'])
+
+
+def test_config_settings():
+  """The default is the paper's CIFAR-10 run; fashion_mnist and quick train from scratch offline."""
+  paper = helpers.load_config('cimon')
+  assert (paper.dataset.name, paper.model.name, paper.loss.graph, paper.loss.graph_features, paper.bits) == (
+      'cifar10', 'vgg16', 'global', 'network', 64)
+  assert (paper.optimizer.name, paper.optimizer.lr, paper.loss.eta, paper.batch_size, paper.num_epochs) == (
+      'sgd', 1e-3, 0.3, 24, 150)
+  fm = helpers.load_config('cimon', 'fashion_mnist,bits=32')
+  assert (fm.dataset.name, fm.model.name, fm.loss.graph, fm.loss.graph_features, fm.bits) == (
+      'fashion_mnist', 'dsh_net_tanh', 'batch', 'pca', 32)
+  assert (fm.optimizer.name, fm.loss.eta, fm.batch_size) == ('adam', 30.0, 256)
+  fm_global = helpers.load_config('cimon', 'fashion_mnist,graph=global')
+  assert (fm_global.dataset.protocol, fm_global.dataset.protocol_args.train_per_class, fm_global.loss.threshold,
+          fm_global.loss.graph_features) == ('full', 500, 0.1, 'pca')
+  assert (paper.dataset.protocol, paper.dataset.protocol_args.train_per_class) == ('cimon', 500)
+  quick = helpers.load_config('cimon', 'quick')
+  assert (quick.dataset.name, quick.loss.graph, quick.bits, quick.num_steps) == ('digits', 'batch', 32, 300)

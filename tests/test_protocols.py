@@ -18,6 +18,13 @@ def test_full_is_test_queries_against_the_train_split():
   assert np.array_equal(p.train, p.database) and len(np.intersect1d(p.query, p.database)) == 0
   assert len(p.query) + len(p.database) == len(p.labels)
 
+  sub = _build('full', train_per_class=20)  # CIMON graph=global: a class-balanced training subset
+  assert np.array_equal(sub.query, p.query) and np.array_equal(sub.database, p.database)
+  assert set(sub.train) <= set(p.train) and np.array_equal(np.bincount(sub.labels[sub.train]), np.full(10, 20))
+  assert not np.array_equal(sub.train, _build('full', seed=1, train_per_class=20).train)
+  with pytest.raises(ValueError, match='train_per_class = 1000'):
+    _build('full', train_per_class=1000)
+
 
 def test_validation_never_touches_the_test_split():
   full, val = _build('full'), _build('validation')

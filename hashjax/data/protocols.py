@@ -50,12 +50,28 @@ def _require(ranges, *names):
       raise ValueError(f'protocol needs a {n!r} split; this dataset has {sorted(ranges)}')
 
 
-def full(source, seed, **unused):
-  """Test queries against the training set as database (CIFAR-10 'full', DCWH, Fashion-MNIST 10k vs 60k)."""
+def full(source, seed, train_per_class=0, **unused):
+  """Test queries against the training set as database (CIFAR-10 'full', DCWH, Fashion-MNIST 10k vs 60k).
+
+  train_per_class > 0 trains on that many seeded random images of each class of the train split
+  only (CIMON's graph=global on Fashion-MNIST: 500/class); the database stays the whole train split.
+  """
   del unused
   images, labels, r = _pool(source)
   _require(r, 'train', 'test')
-  return images, labels, r['train'], r['test'], r['train'], 'query = test split, database = train = train split'
+  if not train_per_class:
+    return images, labels, r['train'], r['test'], r['train'], 'query = test split, database = train = train split'
+  if labels.ndim != 1:
+    raise ValueError('full: train_per_class needs single-label data (class ids)')
+  rng = np.random.default_rng(seed)
+  train = []
+  for c in range(int(labels.max()) + 1):
+    members = r['train'][labels[r['train']] == c]
+    if len(members) < train_per_class:
+      raise ValueError(f'full: class {c} has {len(members)} training images < train_per_class = {train_per_class}')
+    train.append(rng.choice(members, train_per_class, replace=False))
+  return (images, labels, np.sort(np.concatenate(train)), r['test'], r['train'],
+          f'query = test split, database = train split, train = {train_per_class}/class of the train split')
 
 
 def test_vs_test(source, seed, **unused):

@@ -104,7 +104,8 @@ def cluster_agreement(similarity: jax.Array, labels: jax.Array) -> jax.Array:
 
 def similarity_graph(features: jax.Array, key: jax.Array, *, threshold: float, num_clusters: int,
                      gamma: float = 1.0, kmeans_restarts: int = 10, kmeans_iters: int = 50,
-                     center_features: bool = False, eigen_solver: str = 'subspace'):
+                     center_features: bool = False, eigen_solver: str = 'subspace',
+                     assign_labels: str = 'kmeans'):
   """(S, W, stats) of one view's features (B, D), as the official `generate_similarity_weight_matrix`.
 
   `center_features` subtracts the batch mean first (not in the official code): the features of a
@@ -120,7 +121,8 @@ def similarity_graph(features: jax.Array, key: jax.Array, *, threshold: float, n
   w1, stats = confidence_weights(distance, threshold)
   affinity = jnp.exp(-2.0 * gamma * jnp.maximum(distance, 0.0))  # |u_i - u_j|^2 = 2 d_ij for unit u
   labels = spectral.spectral_clustering_affinity(affinity, num_clusters, key, num_restarts=kmeans_restarts,
-                                                 num_iters=kmeans_iters, eigen_solver=eigen_solver)
+                                                 num_iters=kmeans_iters, eigen_solver=eigen_solver,
+                                                 assign_labels=assign_labels)
   return similarity, w1 * cluster_agreement(similarity, labels), {**stats, 'clusters': labels}
 
 
@@ -165,6 +167,8 @@ def check_config(config, batch_size: int | None = None) -> None:
     raise ValueError(f'loss.tau must be > 0 and loss.eta >= 0; got tau={config.tau}, eta={config.eta}')
   if config.get('eigen_solver', 'eigh') not in spectral.EIGEN_SOLVERS:
     raise ValueError(f'unknown loss.eigen_solver {config.eigen_solver!r}; valid: {", ".join(spectral.EIGEN_SOLVERS)}')
+  if config.get('assign_labels', 'kmeans') not in spectral.ASSIGN_LABELS:
+    raise ValueError(f'unknown loss.assign_labels {config.assign_labels!r}; valid: {", ".join(spectral.ASSIGN_LABELS)}')
   cimon_features.check(config)
   if config.kmeans_restarts < 1 or config.kmeans_iters < 1:
     raise ValueError(f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got '
@@ -185,7 +189,8 @@ def loss_fn(params, batch, rng, *, forward, config):
                       kmeans_restarts=config.kmeans_restarts, kmeans_iters=config.kmeans_iters,
                       center_features=config.center_features,
                       # configs written before the key existed resume with the solver they ran with
-                      eigen_solver=config.get('eigen_solver', 'eigh'))
+                      eigen_solver=config.get('eigen_solver', 'eigh'),
+                      assign_labels=config.get('assign_labels', 'kmeans'))
     if 'graph_features' in batch:  # a fixed source: one graph of the un-augmented images
       s1, w1, stats = similarity_graph(batch['graph_features'], key1, **graph_args)
       s2, w2 = s1, w1
@@ -216,7 +221,7 @@ def batch_extras(config, forward, preprocess, params, protocol, params_sharding,
 
 def describe(config) -> dict:
   """What the run log and final_metrics.json say about this run's graph."""
-  return {'graph_features': cimon_features.describe(config.loss)}
+  return {'graph_features': cimon_features.describe(config.loss, config.model.get('pretrained', ''))}
 
 
 def to_codes(outputs: jax.Array) -> jax.Array:

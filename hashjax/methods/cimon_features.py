@@ -32,11 +32,13 @@ def check(loss_config) -> str:
   return source
 
 
-def describe(loss_config) -> str:
-  """One line naming the graph's feature source, for the run log and final_metrics.json."""
+def describe(loss_config, pretrained: str = '') -> str:
+  """One line naming the graph's feature source, for the run log and final_metrics.json;
+  `pretrained` is the network's weights (config.model.pretrained, '' when initialised at random)."""
   source = check(loss_config)
   if source == 'network':
-    return 'network (the network\'s feature layer on each augmented view, as the official code)'
+    weights = f'pretrained weights {pretrained}' if pretrained else 'randomly initialised, no pretrained weights'
+    return f'network (its feature layer on each augmented view, as the official code; {weights})'
   if source == 'pixels':
     return f'pixels (un-augmented training images, pooled to <= {_MAX_SIDE}x{_MAX_SIDE}; no pretrained features)'
   return (f'pca ({loss_config.graph_pca_dim} principal components of the un-augmented training pixels; '

@@ -10,7 +10,8 @@ key. It follows sklearn's recipe:
     subspace iteration, `eigen_solver='subspace'`, much faster for k << n), rows divided by
     D^1/2 as sklearn does (`embedding / dd`), all k kept (`drop_first=False`);
   * k-means on the embedding: k-means++ seeding, Lloyd iterations up to a fixed cap (stopping at
-    the fixed point), several restarts from split keys, the lowest inertia wins (sklearn: `n_init=10`).
+    the fixed point), several restarts from split keys, the lowest inertia wins (sklearn: `n_init=10`);
+    or Yu-Shi discretisation (`assign_labels='discretize'`, discretize.py).
 Labels are arbitrary permutations of sklearn's; compare with the adjusted Rand index.
 """
 
@@ -21,7 +22,10 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from hashjax.spectral import discretize as discretize_lib
+
 _TINY = 1e-12
+ASSIGN_LABELS = ('kmeans', 'discretize')
 
 
 def rbf_affinity(x: jax.Array, gamma: float = 1.0) -> jax.Array:
@@ -163,14 +167,23 @@ def kmeans(x: jax.Array, num_clusters: int, key: jax.Array, *, num_restarts: int
 
 def spectral_clustering_affinity(affinity: jax.Array, num_clusters: int, key: jax.Array, *,
                                  num_restarts: int = 10, num_iters: int = 50,
-                                 eigen_solver: str = 'eigh') -> jax.Array:
-  """(n,) cluster labels from a symmetric non-negative (n, n) affinity."""
+                                 eigen_solver: str = 'eigh', assign_labels: str = 'kmeans') -> jax.Array:
+  """(n,) cluster labels from a symmetric non-negative (n, n) affinity.
+
+  assign_labels: 'kmeans' (num_restarts runs of at most num_iters Lloyd iterations) or
+  'discretize' (Yu-Shi, `discretize.py`; sklearn's choice in the official CIMON code).
+  """
+  if assign_labels not in ASSIGN_LABELS:
+    raise ValueError(f'unknown assign_labels {assign_labels!r}; valid: {", ".join(ASSIGN_LABELS)}')
   embedding = spectral_embedding(affinity, num_clusters, eigen_solver=eigen_solver)
+  if assign_labels == 'discretize':
+    return discretize_lib.discretize(embedding, key)
   return kmeans(embedding, num_clusters, key, num_restarts=num_restarts, num_iters=num_iters)
 
 
 def spectral_clustering(x: jax.Array, num_clusters: int, key: jax.Array, *, gamma: float = 1.0,
-                        num_restarts: int = 10, num_iters: int = 50, eigen_solver: str = 'eigh') -> jax.Array:
+                        num_restarts: int = 10, num_iters: int = 50, eigen_solver: str = 'eigh',
+                        assign_labels: str = 'kmeans') -> jax.Array:
   """(n,) cluster labels of the rows of x (n, d), with the RBF affinity of their unit vectors."""
   return spectral_clustering_affinity(rbf_affinity(x, gamma), num_clusters, key, num_restarts=num_restarts,
-                                      num_iters=num_iters, eigen_solver=eigen_solver)
+                                      num_iters=num_iters, eigen_solver=eigen_solver, assign_labels=assign_labels)
