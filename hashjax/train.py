@@ -149,6 +149,8 @@ class Run:
   # that is a positive multiple of `refresh_every_steps`; None for most methods.
   refresh: Callable | None = None
   refresh_every_steps: int = 0
+  # The step of `config.init_from`'s checkpoint when `state` starts from its parameters, else None.
+  init_from_step: int | None = None
 
   def evaluate_and_log(self, params, step: int, writer) -> dict:
     """Evaluates, writes the metrics (prefix 'eval') and the PR curve image to the metric writer."""
@@ -180,6 +182,10 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
   params = {'model': model_params,
             'method': (method.init_params(config.loss, config.bits, protocol, method_key)
                        if method.init_params is not None else {})}
+  init_step = None
+  if for_training and config.get('init_from'):
+    # Before the batch extras: CIMON's global graph comes from the features of these parameters.
+    params, init_step = checkpoint_lib.load_params(config.init_from, params)
   network = models.make_forward(graphdef)
   forward = lambda params, images, **kwargs: network(params['model'], images, **kwargs)
   preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
@@ -202,7 +208,7 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
     refresh = _make_refresh(method.refresh, config, protocol, outputs, repl, data_sh)
     refresh_every = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
   return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh, refresh,
-             refresh_every)
+             refresh_every, init_step)
 
 
 def _make_refresh(refresh_fn, config, protocol, outputs, repl, data_sh):
@@ -248,7 +254,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _restore(run: Run, ckpt: checkpoint_lib.Checkpointer, writer) -> train_step_lib.TrainState:
-  """The state to start from: the workdir's latest checkpoint, else `init_from`'s parameters, else fresh."""
+  """The state to start from: the workdir's latest checkpoint, else the built state (fresh, or
+  `init_from`'s parameters)."""
   config, state = run.config, run.state
   writer.message(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
                  f'dataset={config.dataset.name} [{run.protocol.origin}] {run.protocol.summary()} '
@@ -256,10 +263,8 @@ def _restore(run: Run, ckpt: checkpoint_lib.Checkpointer, writer) -> train_step_
   if ckpt.latest_step() is not None:
     state = ckpt.restore(state, config_lib.checkpoint_meta(config))
     writer.message(f'resumed from {ckpt.directory}/{ckpt.latest_step()} (step {int(state.step)})')
-  elif config.get('init_from'):
-    loaded, from_step = checkpoint_lib.load_params(config.init_from, state.params)
-    state = state.replace(params=loaded)
-    writer.message(f'initialised parameters from {config.init_from} (its step {from_step})')
+  elif run.init_from_step is not None:  # build() loaded them
+    writer.message(f'initialised parameters from {config.init_from} (its step {run.init_from_step})')
   return state
 
 

@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 
+from hashjax import checkpoint
 from hashjax import train
 from hashjax.methods import cimon
 from hashjax.methods import cimon_graph
@@ -72,6 +73,15 @@ def test_batches_carry_graph_blocks_and_eight_devices_match_one():
   assert not np.array_equal(blocks['graph_s1'], blocks['graph_s2'])  # two differently augmented views
 
 
-def test_global_quick_config_trains(tmp_path):
-  final = train.train_and_evaluate(tiny_global_config(), str(tmp_path))
+def test_global_quick_config_trains_and_init_from_builds_the_graph_from_its_parameters(tmp_path):
+  source = str(tmp_path / 'source')
+  final = train.train_and_evaluate(tiny_global_config(), source)
   assert final['step'] == 3 and math.isfinite(final['mAP']) and 0 < final['mAP'] <= 1
+  # A run reusing those parameters builds its graph from their features, not from a fresh network.
+  fresh = train.build(tiny_global_config())
+  reused = train.build(tiny_global_config(init_from=source))
+  loaded, step = checkpoint.load_params(source, fresh.state.params)
+  assert step == 3 and reused.init_from_step == 3
+  jax.tree.map(np.testing.assert_array_equal, reused.state.params, loaded)
+  pool = np.arange(len(fresh.protocol.train))
+  assert not np.array_equal(reused.batches.extras(pool)['graph_w1'], fresh.batches.extras(pool)['graph_w1'])
