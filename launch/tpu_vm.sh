@@ -2,7 +2,8 @@
 # Cloud TPU VM slice: create it if it does not exist (or reuse it), copy this checkout to every
 # worker, install the pinned requirements plus jax[tpu], then run the same command on all workers;
 # JAX finds the other hosts itself (HASHJAX_DISTRIBUTED=1).
-#   launch/tpu_vm.sh TPU_NAME ZONE ACCELERATOR_TYPE --config configs/cimon.py --workdir gs://bucket/runs/cimon
+#   launch/tpu_vm.sh TPU_NAME ZONE ACCELERATOR_TYPE --config configs/cimon.py --workdir gs://bucket/runs/cimon \
+#       --config.model.pretrained=weights/vgg16
 # e.g. ACCELERATOR_TYPE=v5litepod-16; RUNTIME (default v2-alpha-tpuv5-lite) picks the VM image.
 # Not run from this repository's CI (it needs a Google Cloud project); each step is plain gcloud.
 set -euo pipefail
