@@ -6,7 +6,6 @@ import pytest
 
 from hashjax import train
 from hashjax.baselines import _common
-from hashjax.methods import cimon
 from hashjax.methods import cimon_features
 from hashjax.methods import cimon_graph
 from tests import helpers
