@@ -1,7 +1,7 @@
 """Retrieval engine benchmark: hashjax vs a NumPy port of DeepHash-pytorch.
 
   python benchmarks/retrieval_bench.py [--nq 10000] [--db 60000] [--bits 64]
-      [--ref_queries 10000] [--cases all|name,name] [--repeat 2]
+      [--ref_queries 10000] [--cases all|name,name] [--repeat 2] [--devices 8]
 
 Synthetic single-label data (10 classes; each code = its class centre with
 every bit flipped with probability 0.25), so mAP is far from chance and
@@ -10,6 +10,9 @@ subprocess so ``ru_maxrss`` is that case's peak resident memory. Prints one
 JSON line per case. The DeepHash-pytorch loop (benchmarks/
 retrieval_dhp_reference.py) runs on the first --ref_queries queries and its
 time is scaled linearly to --nq (its cost is exactly linear in queries).
+The *_sharded cases split the database over --devices devices (simulated CPU
+devices on a CPU host: one process, so ru_maxrss is all devices together; the
+per-device figure is XLA's memory analysis of the compiled per-device program).
 """
 
 import argparse
@@ -26,8 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-CASES = ("ours_stable", "ours_numpy", "ours_expected", "dhp", "topk",
-         "faiss")
+CASES = ("ours_stable", "ours_numpy", "ours_expected", "ours_stable_sharded",
+         "ours_expected_sharded", "dhp", "topk", "faiss")
 
 
 def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
@@ -53,18 +56,38 @@ def _timed(fn, repeat):
   return out, times
 
 
+def _per_device_memory(qp, ql, dp, dl, mesh, **kw):
+  """Bytes XLA allocates per device for the sharded program: arguments + outputs + temporaries."""
+  from hashjax.retrieval import db_sharded
+  from hashjax.retrieval.validate import check_labels
+  arrays, static = db_sharded.sharded_inputs(qp, check_labels(ql, "q", len(qp)), dp,
+                                             check_labels(dl, "d", len(dp)), mesh=mesh, **kw)
+  m = db_sharded._sharded.lower(*arrays, **static).compile().memory_analysis()
+  return {"argument_MiB": m.argument_size_in_bytes / 2**20, "output_MiB": m.output_size_in_bytes / 2**20,
+          "temp_MiB": m.temp_size_in_bytes / 2**20}
+
+
 def run_case(case, a):
   import jax
+  if case.endswith("_sharded"):
+    jax.config.update("jax_num_cpu_devices", a.devices)
   from hashjax.retrieval.codes import pack_codes
   from hashjax.retrieval.metrics import retrieval_metrics
   q, ql, d, dl = make_data(a.nq, a.db, a.bits)
   qp, dp = pack_codes(q), pack_codes(d)
   res = {"case": case, "nq": a.nq, "db": a.db, "bits": a.bits}
   if case.startswith("ours_"):
-    ties = case[5:]
+    ties = case.split("_")[1]
     topk = () if ties == "expected" else (a.topk,)
+    mesh = None
+    if case.endswith("_sharded"):
+      from hashjax.retrieval.search import db_mesh
+      mesh = db_mesh()
+      res["devices"] = mesh.size
+      res["per_device"] = _per_device_memory(qp, ql, dp, dl, mesh, bits=a.bits, ks=topk, pns=(100, 1000),
+                                             ties=ties)
     fn = lambda: jax.block_until_ready(retrieval_metrics(
-        qp, ql, dp, dl, bits=a.bits, topk=topk, pn=(100, 1000), ties=ties))
+        qp, ql, dp, dl, bits=a.bits, topk=topk, pn=(100, 1000), ties=ties, mesh=mesh))
     out, times = _timed(fn, a.repeat)
     res.update(metrics=out, seconds=times,
                note="first time includes jit compile")
@@ -120,6 +143,7 @@ def main():
   p.add_argument("--ref_queries", type=int, default=10000)
   p.add_argument("--repeat", type=int, default=2)
   p.add_argument("--cases", default="all")
+  p.add_argument("--devices", type=int, default=8, help="for the *_sharded cases")
   p.add_argument("--one", default=None, help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.one:
@@ -128,7 +152,7 @@ def main():
   cases = CASES if a.cases == "all" else tuple(a.cases.split(","))
   base = [f"--nq={a.nq}", f"--db={a.db}", f"--bits={a.bits}",
           f"--topk={a.topk}", f"--ref_queries={a.ref_queries}",
-          f"--repeat={a.repeat}"]
+          f"--repeat={a.repeat}", f"--devices={a.devices}"]
   for case in cases:
     subprocess.run([sys.executable, __file__, *base, f"--one={case}"],
                    check=True)

@@ -3,7 +3,7 @@
   python -m hashjax.evaluate --workdir runs/X     # a training run's latest checkpoint
   python -m hashjax.evaluate --query_codes Q.npy --query_labels QL.npy \
       --db_codes D.npy --db_labels DL.npy [--topk K] \
-      [--ties stable|numpy|expected] [--radius 2] [--pn 100,500,1000]
+      [--ties stable|numpy|expected] [--radius 2] [--pn 100,500,1000] [--shard_db]
 
 Codes: (n, bits) ±1, {0,1} or real-valued (sign taken, sign(0) = +1), or
 already packed uint32 (n, ceil(bits/32)), which needs --bits. Any uint32 array
@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="code length; required for packed uint32 codes")
   p.add_argument("--zero_relevant", choices=("zero", "drop"), default="zero")
   p.add_argument("--query_chunk", type=int, default=None)
+  p.add_argument("--shard_db", action="store_true",
+                 help="split the database over every visible device (each scans its slice; "
+                 "ties stable or expected); on CPU, JAX_NUM_CPU_DEVICES=N gives N devices")
   p.add_argument("--tsne", type=int, default=2000,
                  help="with --workdir: query codes in the t-SNE plot codes_tsne.png (0: no plot)")
   return p
@@ -97,6 +100,7 @@ def run(argv=None) -> dict:
   if missing:
     parser.error(f"missing {', '.join(missing)} (or give --workdir)")
   from hashjax.retrieval.metrics import retrieval_metrics
+  from hashjax.retrieval.search import db_mesh
   qc, qbits = _codes(_load(args.query_codes, "query codes"), "query codes",
                      args.bits)
   dc, dbits = _codes(_load(args.db_codes, "database codes"), "database codes",
@@ -108,7 +112,8 @@ def run(argv=None) -> dict:
                         topk=() if args.topk is None else (args.topk,),
                         radius=args.radius, pn=args.pn, ties=args.ties,
                         zero_relevant=args.zero_relevant,
-                        query_chunk=args.query_chunk)
+                        query_chunk=args.query_chunk,
+                        mesh=db_mesh() if args.shard_db else None)
   out = {k: v for k, v in m.items() if not k.startswith("P@") or "H" in k}
   out["P@N"] = {str(n): m[f"P@{n}"] for n in args.pn}
   return out

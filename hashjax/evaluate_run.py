@@ -22,7 +22,6 @@ from hashjax import plots
 from hashjax import run_files
 from hashjax import train
 from hashjax.retrieval import codes as codes_lib
-from hashjax.retrieval import metrics as metrics_lib
 from hashjax.retrieval import pr_curve as pr_curve_lib
 
 P_AT_N_POINTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -46,24 +45,25 @@ def load_run(workdir: str):
 
 
 def encode_workdir(workdir: str):
-  """(config, protocol, query codes, database codes, step) of the workdir's latest checkpoint;
+  """(config, run, query codes, database codes, step) of the workdir's latest checkpoint;
   codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
   config, run, params, step = load_run(workdir)
   protocol, bs = run.protocol, config.eval.batch_size
   q = evaluator.encode_set(run.encode, params, protocol.images, protocol.query, bs, run.data_sharding)
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
-  return config, protocol, q, db, step
+  return config, run, q, db, step
 
 
 def evaluate_workdir(workdir: str, tsne_sample: int = 2000) -> dict:
   """Writes the files above (`tsne_sample` query codes in the t-SNE; 0 skips it); returns the metrics."""
-  config, protocol, q, db, step = encode_workdir(workdir)
+  config, run, q, db, step = encode_workdir(workdir)
+  protocol = run.protocol
   bits = q.shape[1]
   qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)
   ql, dl = protocol.labels[protocol.query], protocol.labels[protocol.database]
   ns = tuple(n for n in P_AT_N_POINTS if n <= len(protocol.database))
-  metrics = metrics_lib.retrieval_metrics(qp, ql, dp, dl, bits=bits, topk=tuple(config.eval.topk),
-                                          radius=config.eval.radius, pn=ns, ties=config.eval.ties)
+  metrics = evaluator.mesh_metrics(qp, ql, dp, dl, mesh=run.mesh, bits=bits, topk=tuple(config.eval.topk),
+                                   radius=config.eval.radius, pn=ns, ties=config.eval.ties)
   pr = pr_curve_lib.pr_curve_by_radius(qp, ql, dp, dl, bits=bits)
   title = f'{config.method} {bits} bits, {config.dataset.name} (step {step})'
   out = {

@@ -52,19 +52,30 @@ def query_sharded_metrics(q_packed, q_labels, db_packed, db_labels, **kwargs) ->
   return {k: float(v) for k, v in zip(keys, weights @ per_process / n)}
 
 
+def mesh_metrics(q_packed, q_labels, db_packed, db_labels, *, mesh, ties: str = 'stable', **kwargs) -> dict:
+  """`retrieval_metrics` on every device of `mesh` (all processes): the database split over its
+  devices (retrieval.db_sharded), so each device scans only its slice. ties='numpy' needs whole
+  distance rows: the queries are split over the processes instead (`query_sharded_metrics`)."""
+  if mesh.size == 1 or ties == 'numpy':
+    return query_sharded_metrics(q_packed, q_labels, db_packed, db_labels, ties=ties, **kwargs)
+  return metrics_lib.retrieval_metrics(q_packed, q_labels, db_packed, db_labels, ties=ties, mesh=mesh,
+                                       axis=mesh.axis_names[0], **kwargs)
+
+
 def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve: bool = False):
-  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database, the
-  queries split over the processes; with_pr_curve: (those metrics, the precision-recall curve by
-  Hamming radius from the same codes, computed by process 0 only, None elsewhere)."""
+  """mAP@all, mAP@K, P@H<=r, R@H<=r and P@N of the protocol's queries against its database, ranked
+  over the global database split across the mesh's devices (`mesh_metrics`); with_pr_curve: (those
+  metrics, the precision-recall curve by Hamming radius from the same codes, computed by process 0
+  only, None elsewhere)."""
   bs = config.eval.batch_size
   q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding)
   db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding)
   bits = q.shape[1]
   packed = (codes_lib.pack_codes(q), protocol.labels[protocol.query],
             codes_lib.pack_codes(db), protocol.labels[protocol.database])
-  metrics = query_sharded_metrics(
-      *packed, bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
-      ties=config.eval.ties)
+  metrics = mesh_metrics(
+      *packed, mesh=batch_sharding.mesh, bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius,
+      pn=tuple(config.eval.pn), ties=config.eval.ties)
   if not with_pr_curve:
     return metrics
   return metrics, pr_curve_lib.pr_curve_by_radius(*packed, bits=bits) if jax.process_index() == 0 else None

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hashjax.retrieval import validate
+from hashjax.retrieval.db_sharded import db_sharded_stats
 from hashjax.retrieval.per_query import _ranked_stats, per_query_stats
 
 TIES = ("stable", "numpy", "expected")
@@ -58,11 +59,14 @@ def check_inputs(query_codes, query_labels, db_codes, db_labels, bits: int):
 def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
                       bits: int, topk=(), radius: int = 2, pn=(),
                       ties: str = "stable", zero_relevant: str = "zero",
-                      query_chunk: int | None = None) -> dict[str, float]:
+                      query_chunk: int | None = None, mesh: jax.sharding.Mesh | None = None,
+                      axis: str = "db") -> dict[str, float]:
   """Hamming-ranking metrics of packed uint32 codes (definitions: module doc).
 
   Returns {"mAP", "mAP@K" per K in topk, "P@H<=r", "R@H<=r", "P@N" per N in pn}.
   ties="expected" gives expected mAP@all and P@N; it has no mAP@K.
+  mesh: split the database over its `axis` devices (retrieval.db_sharded; ties stable or
+  expected): the same metrics, memory per device ~ its slice.
   """
   qc, ql, dc, dl = check_inputs(query_codes, query_labels, db_codes, db_labels,
                                 bits)
@@ -82,8 +86,12 @@ def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
   if query_chunk is not None and query_chunk < 1:
     raise ValueError(f"query_chunk must be >= 1, got {query_chunk}")
 
-  s = per_query_stats(qc, ql, dc, dl, bits=bits, ks=ks, pns=pns, radius=radius,
-                      ties=ties, chunk=query_chunk)
+  if mesh is None:
+    s = per_query_stats(qc, ql, dc, dl, bits=bits, ks=ks, pns=pns, radius=radius,
+                        ties=ties, chunk=query_chunk)
+  else:
+    s = db_sharded_stats(qc, ql, dc, dl, bits=bits, mesh=mesh, axis=axis, ks=ks, pns=pns,
+                         radius=radius, ties=ties, chunk=query_chunk)
   drop = zero_relevant == "drop"
   has_rel = s["n_rel"] > 0
   out = {"mAP": _mean(s["ap"], has_rel if drop else None)}
