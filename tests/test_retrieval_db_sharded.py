@@ -27,7 +27,7 @@ def _compare(q, ql, db, dl, *, ties='stable', ks=(), pns=(), radius=2):
   one = per_query_stats(*args, **kw)
   sharded = db_sharded_stats(*args, mesh=db_mesh(), **kw)
   for key in one:
-    if key.startswith("ap") or (key.startswith("p@") and ties == "expected"):
+    if key.startswith('ap') or (key.startswith('p@') and ties == 'expected'):
       np.testing.assert_allclose(sharded[key], one[key], rtol=AP_RTOL, atol=1e-7, err_msg=key)
     else:
       np.testing.assert_array_equal(sharded[key], one[key], err_msg=key)

@@ -1,10 +1,11 @@
 """Retrieval engine: bit-packed codes, Hamming distances in XLA, retrieval metrics.
 
 Modules: codes (packing, .npz code DB), hamming (XOR + popcount), metrics
-(mAP, mAP@K, P@H<=r, R@H<=r, P@N), per_query (XLA kernels), expected
-(tie-free counts), pr_curve (radius sweep), select + search (exact top-k,
-sharded), hash_table (radius lookup), coarse_to_fine (Hamming candidates
-re-ranked by feature distance, DLBHC).
+(mAP, mAP@K, P@H<=r, R@H<=r, P@N), per_query (XLA kernels), db_sharded (the
+same over a database split across devices), expected (tie-free counts),
+pr_curve (radius sweep), select + search (exact top-k, sharded), hash_table
+(radius lookup), coarse_to_fine (Hamming candidates re-ranked by feature
+distance, DLBHC).
 """
 
 from hashjax.retrieval.codes import (CodeDB, load_code_db, pack_codes,
