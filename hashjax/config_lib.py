@@ -66,12 +66,18 @@ def check_override_keys(config: mlc.ConfigDict, argv: list[str], flag: str = 'co
       node = node[key]
 
 
+DATASET_READS = ('auto', 'memory', 'per_process')
+
+
 def base_config() -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.method = 'dsh'
   c.bits = 48
   c.seed = 0
-  c.dataset = mlc.ConfigDict(dict(name='digits', protocol='full', split_seed=0, data_dir='',
+  # reads: 'memory' (every process holds whole splits), 'per_process' (tfds records decoded when
+  # indexed: each process reads its share of every batch) or 'auto' (per_process with several
+  # processes); hashjax/data/lazy_images.py.
+  c.dataset = mlc.ConfigDict(dict(name='digits', protocol='full', split_seed=0, data_dir='', reads='auto',
                                   protocol_args=mlc.ConfigDict()))
   c.image_size = 0            # 0: native size; else resize (on device) to image_size x image_size
   c.augment = 'none'
@@ -105,6 +111,8 @@ def validate(c) -> None:
     raise ValueError(f'unknown dataset {c.dataset.name!r}; valid names: {", ".join(sorted(sources.SOURCES))}')
   if c.dataset.protocol not in protocols.RECIPES:
     raise ValueError(f'unknown protocol {c.dataset.protocol!r}; valid names: {", ".join(sorted(protocols.RECIPES))}')
+  if c.dataset.get('reads', 'auto') not in DATASET_READS:
+    raise ValueError(f'unknown dataset.reads {c.dataset.reads!r}; valid names: {", ".join(DATASET_READS)}')
   augment.get(c.augment)
   if c.optimizer.name not in optim.OPTIMIZERS:
     raise ValueError(f'unknown optimizer {c.optimizer.name!r}; valid names: {", ".join(optim.OPTIMIZERS)}')

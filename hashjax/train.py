@@ -34,6 +34,7 @@ from hashjax import run_files
 from hashjax import shallow
 from hashjax import sharding
 from hashjax import train_step as train_step_lib
+from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
 from hashjax.data import sources
@@ -57,7 +58,9 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, sources.DatasetUnavailab
 
 
 def load_protocol(config) -> protocols.Protocol:
-  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None)
+  reads = config.dataset.get('reads', 'auto')
+  lazy = reads == 'per_process' or (reads == 'auto' and jax.process_count() > 1)
+  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None, lazy)
   return protocols.build(source, config.dataset.protocol, seed=config.dataset.split_seed,
                          **dict(config.dataset.get('protocol_args') or {}))
 
@@ -72,7 +75,7 @@ def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, 
   """Per-channel (mean, std): the training images' own ('dataset') or ImageNet's ('imagenet', what
   pretrained backbones expect; RGB only)."""
   if name == 'dataset':
-    return image_stats(protocol.images[protocol.train])
+    return image_stats(lazy_images.take(protocol.images, protocol.train))
   if name == 'imagenet':
     if protocol.images.shape[-1] != 3:
       raise ValueError(f'normalize=imagenet needs RGB images; this dataset has {protocol.images.shape[-1]} '

@@ -12,13 +12,14 @@ import functools
 
 import numpy as np
 
+from hashjax.data import lazy_images
 from hashjax.data import sources as sources_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   name: str
-  images: np.ndarray  # the pool, uint8 (N, H, W, C)
+  images: np.ndarray  # the pool, uint8 (N, H, W, C); a lazy_images.LazyImages with per-process reads
   labels: np.ndarray  # (N,) class ids or (N, C) multi-hot
   num_classes: int
   train: np.ndarray   # indices into the pool
@@ -41,7 +42,7 @@ def _pool(source: sources_lib.Source) -> tuple[np.ndarray, np.ndarray, dict[str,
     labels.append(split.labels)
     ranges[name] = np.arange(start, start + len(split.images))
     start += len(split.images)
-  return np.concatenate(images), np.concatenate(labels), ranges
+  return lazy_images.concatenate(images), np.concatenate(labels), ranges
 
 
 def _require(ranges, *names):
@@ -150,7 +151,7 @@ def unlabelled(source, seed, train_size=20000, **unused):
     raise ValueError(f'unlabelled protocol: train_size must be in [1, {len(pool.images)}], got {train_size}')
   chosen = np.sort(np.random.default_rng(seed).choice(len(pool.images), train_size, replace=False))
   labelled, test = source.splits['train'], source.splits['test']
-  images = np.concatenate([labelled.images, test.images, pool.images[chosen]])
+  images = lazy_images.concatenate([labelled.images, test.images, lazy_images.take(pool.images, chosen)])
   labels = np.concatenate([labelled.labels, test.labels, np.full(train_size, -1, labelled.labels.dtype)])
   n_labelled, n_test = len(labelled.images), len(test.images)
   database, query = np.arange(n_labelled), np.arange(n_labelled, n_labelled + n_test)

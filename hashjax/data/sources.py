@@ -9,22 +9,29 @@ Three kinds of source, picked by name through the explicit `SOURCES` dict:
     `stl10` has splits train (5,000 labelled), test (8,000) and unlabelled (100,000, label -1): the
     'unlabelled' protocol trains on a subset of the last (configs/cimon.py:stl10).
   `fashion_mnist` and `mnist` prefer local IDX files and fall back to tfds.
+Every loader takes (data_dir, lazy). lazy=True keeps a tfds split's images as a
+`lazy_images.LazyImages` over its records, so that each process decodes only the images it indexes
+(its share of every batch; labels are read for all records); digits and IDX files are small and
+always in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import os
 from collections.abc import Callable
 
 import numpy as np
 
+from hashjax.data import lazy_images
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
   """One split held in memory. images: uint8 (N, H, W, C); labels: int32 (N,) or multi-hot (N, C)."""
-  images: np.ndarray
+  images: np.ndarray  # or a lazy_images.LazyImages (per-process reads)
   labels: np.ndarray
 
   def __post_init__(self):
@@ -50,8 +57,8 @@ class DatasetUnavailableError(FileNotFoundError):
 DIGITS_TEST_SIZE = 297  # fixed, seeded split of the 1797 images: 1500 train / 297 test
 
 
-def load_digits(data_dir: str | None = None) -> Source:
-  del data_dir
+def load_digits(data_dir: str | None = None, lazy: bool = False) -> Source:
+  del data_dir, lazy
   from sklearn.datasets import load_digits as sk_load_digits  # pylint: disable=g-import-not-at-top
   d = sk_load_digits()
   # Values are 0..16: scale to the full uint8 range so every source looks alike.
@@ -94,7 +101,8 @@ def _find(directory: str, stem: str) -> str | None:
   return None
 
 
-def load_idx(name: str, data_dir: str | None = None) -> Source:
+def load_idx(name: str, data_dir: str | None = None, lazy: bool = False) -> Source:
+  del lazy  # a few tens of MB: in memory
   default_dir, how = IDX_DIRS[name]
   directory = data_dir or default_dir
   splits = {}
@@ -113,8 +121,17 @@ TFDS_NUM_CLASSES = {'cifar10': 10, 'cifar100': 100, 'mnist': 10, 'fashion_mnist'
                     'svhn_cropped': 10}
 
 
-def load_tfds(name: str, data_dir: str | None = None) -> Source:
-  """Reads prepared array_record files through `tfds.data_source` (no TensorFlow needed)."""
+def split_from_records(records, label_records=None) -> Split:
+  """A lazy Split over a random-access sequence of {'image', 'label'} records (a tfds data source);
+  labels from `label_records` (the same records without image decoding) when given."""
+  label_records = records if label_records is None else label_records
+  labels = np.array([label_records[i].get('label', -1) for i in range(len(label_records))], np.int32)
+  return Split(lazy_images.LazyImages.from_records(records), labels)
+
+
+def load_tfds(name: str, data_dir: str | None = None, lazy: bool = False) -> Source:
+  """Reads prepared array_record files through `tfds.data_source` (no TensorFlow needed); lazy:
+  images decoded when indexed (`split_from_records`), else every split read into memory."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -126,6 +143,12 @@ def load_tfds(name: str, data_dir: str | None = None) -> Source:
     raise DatasetUnavailableError(
         f'{name}: tensorflow-datasets copy not prepared ({e}). Get it (needs internet once) with: '
         f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')) from e
+  if lazy:
+    no_images = {'image': tfds.decode.SkipDecoding()}
+    splits = {s: split_from_records(source, tfds.data_source(name, split=s, data_dir=data_dir, decoders=no_images))
+              for s, source in sources.items()}
+    return Source(name, splits, TFDS_NUM_CLASSES.get(name, info.features['label'].num_classes),
+                  f'tfds {name} in {data_dir or "~/tensorflow_datasets"}, records read per process')
   splits = {}
   for split, source in sources.items():
     # Filled in place: STL-10's 100k unlabelled 96x96 images are 2.8 GB, a list of records twice that.
@@ -140,29 +163,29 @@ def load_tfds(name: str, data_dir: str | None = None) -> Source:
                 f'tfds {name} in {data_dir or "~/tensorflow_datasets"}')
 
 
-def _idx_then_tfds(name: str) -> Callable[[str | None], Source]:
-  def load(data_dir: str | None = None) -> Source:
+def _idx_then_tfds(name: str) -> Callable[[str | None, bool], Source]:
+  def load(data_dir: str | None = None, lazy: bool = False) -> Source:
     try:
       return load_idx(name, data_dir)
     except DatasetUnavailableError as idx_error:
       try:
-        return load_tfds(name, data_dir)
+        return load_tfds(name, data_dir, lazy)
       except DatasetUnavailableError as tfds_error:
         raise DatasetUnavailableError(f'{idx_error}\n  or: {tfds_error}') from None
   return load
 
 
-SOURCES: dict[str, Callable[[str | None], Source]] = {
+SOURCES: dict[str, Callable[[str | None, bool], Source]] = {
     'digits': load_digits,
     'fashion_mnist': _idx_then_tfds('fashion_mnist'),
     'mnist': _idx_then_tfds('mnist'),
-    'cifar10': lambda data_dir=None: load_tfds('cifar10', data_dir),
-    'cifar100': lambda data_dir=None: load_tfds('cifar100', data_dir),
-    'stl10': lambda data_dir=None: load_tfds('stl10', data_dir),
+    'cifar10': functools.partial(load_tfds, 'cifar10'),
+    'cifar100': functools.partial(load_tfds, 'cifar100'),
+    'stl10': functools.partial(load_tfds, 'stl10'),
 }
 
 
-def load(name: str, data_dir: str | None = None) -> Source:
+def load(name: str, data_dir: str | None = None, lazy: bool = False) -> Source:
   if name not in SOURCES:
     raise ValueError(f'unknown dataset {name!r}; valid names: {", ".join(sorted(SOURCES))}')
-  return SOURCES[name](data_dir)
+  return SOURCES[name](data_dir, lazy)
