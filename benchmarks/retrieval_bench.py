@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 CASES = ("ours_stable", "ours_numpy", "ours_expected", "ours_stable_sharded",
-         "ours_expected_sharded", "dhp", "topk", "faiss")
+         "ours_expected_sharded", "dhp", "topk", "topk_sharded", "faiss")
 
 
 def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
@@ -105,11 +105,13 @@ def run_case(case, a):
       res[f"seconds_{name}"] = dt
       res[f"seconds_{name}_scaled_to_nq"] = dt * a.nq / n
     res["ref_queries"] = n
-  elif case == "topk":
-    from hashjax.retrieval.search import topk_search
+  elif case in ("topk", "topk_sharded"):
+    from hashjax.retrieval.search import db_mesh, topk_search
+    mesh = db_mesh() if case == "topk_sharded" else None
+    res["devices"] = 1 if mesh is None else mesh.size
     for k in (100, 1000):
       _, times = _timed(lambda: jax.block_until_ready(
-          topk_search(qp, dp, k, bits=a.bits)), a.repeat)
+          topk_search(qp, dp, k, bits=a.bits, mesh=mesh)), a.repeat)
       res[f"seconds_k{k}"] = times
   elif case == "faiss":
     try:
