@@ -30,8 +30,9 @@ from hashjax.data import lazy_images
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """One split held in memory. images: uint8 (N, H, W, C); labels: int32 (N,) or multi-hot (N, C)."""
-  images: np.ndarray  # or a lazy_images.LazyImages (per-process reads)
+  """One split. images: uint8 (N, H, W, C), in memory or a lazy_images.LazyImages (per-process
+  reads); labels: int32 (N,) or multi-hot (N, C), always in memory."""
+  images: np.ndarray
   labels: np.ndarray
 
   def __post_init__(self):
