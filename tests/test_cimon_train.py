@@ -49,10 +49,10 @@ def test_config_settings():
   fm = helpers.load_config('cimon', 'fashion_mnist,bits=32')
   assert (fm.dataset.name, fm.model.name, fm.loss.graph, fm.loss.graph_features, fm.bits) == (
       'fashion_mnist', 'dsh_net_tanh', 'batch', 'pca', 32)
-  assert (fm.optimizer.name, fm.loss.eta, fm.batch_size) == ('adam', 30.0, 256)
+  assert (fm.optimizer.name, fm.loss.eta, fm.batch_size) == ('adam', 3.0, 256)
   fm_global = helpers.load_config('cimon', 'fashion_mnist,graph=global')
   assert (fm_global.dataset.protocol, fm_global.dataset.protocol_args.train_per_class, fm_global.loss.threshold,
-          fm_global.loss.graph_features) == ('full', 500, 0.1, 'pca')
+          fm_global.loss.graph_features, fm_global.loss.eta) == ('full', 500, 0.1, 'pca', 30.0)
   assert (paper.dataset.protocol, paper.dataset.protocol_args.train_per_class) == ('cimon', 500)
   quick = helpers.load_config('cimon', 'quick')
   assert (quick.dataset.name, quick.loss.graph, quick.bits, quick.num_steps) == ('digits', 'batch', 32, 300)
