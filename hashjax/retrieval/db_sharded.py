@@ -25,9 +25,9 @@ import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hashjax.retrieval import expected
 from hashjax.retrieval.hamming import hamming_block
-from hashjax.retrieval.per_query import _histograms, _map_chunks, default_chunk, relevance
+from hashjax.retrieval.per_query import (_histograms, _map_chunks, default_chunk, equal_chunk, finish_stats,
+                                         relevance)
 from hashjax.retrieval.stable_count import counting_sums, finish_counting
 
 
@@ -89,9 +89,9 @@ def sharded_inputs(q_packed, q_labels, db_packed, db_labels, *, bits: int, mesh:
   sharded, replicated = NamedSharding(mesh, P(axis)), NamedSharding(mesh, P())
   db, dl, valid = (jax.device_put(x, sharded) for x in (db, dl, valid))
   q, ql = (jax.device_put(np.asarray(x), replicated) for x in (q_packed, q_labels))
-  nlc = -(-nq // lane_chunk)  # equal lane chunks, little padding
   static = dict(bits=bits, ks=tuple(int(k) for k in ks), pns=tuple(int(m) for m in pns),
-                stable=ties == "stable", chunk=chunk or default_chunk(nq, per_dev), lanes=-(-nq // nlc),
+                stable=ties == "stable", chunk=chunk or default_chunk(nq, per_dev),
+                lanes=equal_chunk(nq, lane_chunk),
                 db_size=ndb, mesh=mesh, axis=axis)
   return (q, ql, db, dl, valid), static
 
@@ -109,16 +109,5 @@ def db_sharded_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, mes
                                   ks=ks, pns=pns, ties=ties, chunk=chunk, lane_chunk=lane_chunk)
   out = _sharded(*arrays, **static)
   # Replicated outputs: any local copy is the whole value (also with several processes).
-  out = {k: np.asarray(v.addressable_data(0)) for k, v in out.items()}
-  n, r = out["hist_all"], out["hist_rel"]
-  out["n_rel"] = r.sum(axis=1)
-  out["ball"] = n[:, :radius + 1].sum(axis=1)
-  out["ball_rel"] = r[:, :radius + 1].sum(axis=1)
-  if ties == "expected":
-    out["ap"] = expected.expected_ap(n, r)
-    for m in pns:
-      out[f"p@{m}"] = expected.expected_precision_at(n, r, m)
-  else:
-    for m in pns:
-      out[f"p@{m}"] = out[f"hits@{m}"] / m
-  return out
+  return finish_stats({k: np.asarray(v.addressable_data(0)) for k, v in out.items()},
+                      radius=radius, pns=static["pns"], ties=ties)

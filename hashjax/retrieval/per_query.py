@@ -186,12 +186,21 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   out = _xla_stats(q_packed, q_labels, db_packed, db_labels, bits=bits, ks=ks,
                    pns=pns, radius=radius, chunk=chunk, mode=mode)
   if ties == "stable" and stable_impl == "count":
-    nlc = -(-len(q_packed) // lane_chunk)  # equal lane chunks, little padding
-    lanes = -(-len(q_packed) // nlc)
     out.update(_counting_stats(q_packed, q_labels, db_packed, db_labels,
                                out["hist_all"], out["hist_rel"], ks=ks, pns=pns,
-                               chunk=lanes))
-  out = {k: np.asarray(v) for k, v in out.items()}
+                               chunk=equal_chunk(len(q_packed), lane_chunk)))
+  return finish_stats({k: np.asarray(v) for k, v in out.items()},
+                      radius=radius, pns=pns, ties=ties)
+
+
+def equal_chunk(n: int, max_chunk: int) -> int:
+  """Size of the ceil(n / max_chunk) equal chunks that cover n (little padding)."""
+  return -(-n // -(-n // max_chunk))
+
+
+def finish_stats(out: dict, *, radius: int, pns, ties: str) -> dict:
+  """On the host: 'n_rel', 'ball', 'ball_rel' from the histograms (when computed), 'p@N' from the
+  hits, and for ties="expected" the AP and P@N from the histograms alone."""
   if "hist_all" in out:
     n, r = out["hist_all"], out["hist_rel"]
     out["n_rel"] = r.sum(axis=1)
