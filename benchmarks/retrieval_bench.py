@@ -78,7 +78,7 @@ def run_case(case, a):
   res = {"case": case, "nq": a.nq, "db": a.db, "bits": a.bits}
   if case.startswith("ours_"):
     ties = case.split("_")[1]
-    topk = () if ties == "expected" else (a.topk,)
+    topk = (a.topk,)
     mesh = None
     if case.endswith("_sharded"):
       from hashjax.retrieval.search import db_mesh

@@ -110,4 +110,4 @@ def db_sharded_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, mes
   out = _sharded(*arrays, **static)
   # Replicated outputs: any local copy is the whole value (also with several processes).
   return finish_stats({k: np.asarray(v.addressable_data(0)) for k, v in out.items()},
-                      radius=radius, pns=static["pns"], ties=ties)
+                      radius=radius, ks=static["ks"], pns=static["pns"], ties=ties)

@@ -190,7 +190,7 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
                                out["hist_all"], out["hist_rel"], ks=ks, pns=pns,
                                chunk=equal_chunk(len(q_packed), lane_chunk)))
   return finish_stats({k: np.asarray(v) for k, v in out.items()},
-                      radius=radius, pns=pns, ties=ties)
+                      radius=radius, ks=ks, pns=pns, ties=ties)
 
 
 def equal_chunk(n: int, max_chunk: int) -> int:
@@ -198,9 +198,10 @@ def equal_chunk(n: int, max_chunk: int) -> int:
   return -(-n // -(-n // max_chunk))
 
 
-def finish_stats(out: dict, *, radius: int, pns, ties: str) -> dict:
+def finish_stats(out: dict, *, radius: int, ks, pns, ties: str) -> dict:
   """On the host: 'n_rel', 'ball', 'ball_rel' from the histograms (when computed), 'p@N' from the
-  hits, and for ties="expected" the AP and P@N from the histograms alone."""
+  hits, and for ties="expected" AP, AP@K and P@N from the histograms alone ('n_rel@K' is then the
+  expected number of relevant items in the top K)."""
   if "hist_all" in out:
     n, r = out["hist_all"], out["hist_rel"]
     out["n_rel"] = r.sum(axis=1)
@@ -211,6 +212,8 @@ def finish_stats(out: dict, *, radius: int, pns, ties: str) -> dict:
       out[f"p@{m}"] = out[f"hits@{m}"] / m
   if ties == "expected":
     out["ap"] = expected.expected_ap(n, r)
+    for k in ks:
+      out[f"ap@{k}"], out[f"n_rel@{k}"] = expected.expected_ap_at(n, r, k)
     for m in pns:
       out[f"p@{m}"] = expected.expected_precision_at(n, r, m)
   return out
