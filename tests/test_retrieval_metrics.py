@@ -7,7 +7,7 @@ import pytest
 
 from hashjax.retrieval.codes import pack_codes
 from hashjax.retrieval.metrics import (check_inputs, mean_average_precision,
-                                       retrieval_metrics)
+                                       retrieval_metrics, unique_queries)
 from hashjax.retrieval.per_query import per_query_stats
 
 
@@ -232,3 +232,34 @@ def test_stable_counting_scan_equals_sort(multi):
     np.testing.assert_allclose(np.asarray(by_count[k], float),
                                np.asarray(by_sort[k], float), atol=1e-6,
                                err_msg=k)
+
+
+@pytest.mark.parametrize("multi", (False, True))
+def test_repeated_queries_ranked_once_give_the_per_query_numbers(multi):
+  """Queries drawn from 6 codes (as trained codes repeat): the metrics of the distinct queries,
+  spread back, equal every query ranked on its own, in every tie mode (counts exactly)."""
+  rng = np.random.default_rng(12)
+  codes = _pm1(rng, 6, 24)
+  q = codes[rng.integers(0, 6, 80)]
+  ql = (rng.random((80, 4)) < 0.4).astype(np.float32) if multi else rng.integers(0, 2, 80)
+  db = np.concatenate([codes[rng.integers(0, 6, 150)], _pm1(rng, 50, 24)])
+  dl = (rng.random((200, 4)) < 0.4).astype(np.float32) if multi else rng.integers(0, 2, 200)
+  args = check_inputs(pack_codes(q), ql, pack_codes(db), dl, 24)
+  uq, uql, inverse = unique_queries(args[0], args[1])
+  assert len(uq) < 80 and (uq[inverse] == args[0]).all() and (uql[inverse] == args[1]).all()
+  for ties in ("stable", "numpy", "expected"):
+    kw = dict(ks=(10, 100), pns=(5, 50), radius=3, ties=ties)
+    each = {k: v.astype(np.float64) for k, v in per_query_stats(*args, bits=24, **kw).items()}
+    got = retrieval_metrics(*args, bits=24, topk=(10, 100), pn=(5, 50), radius=3, ties=ties)
+    want = {"mAP": each["ap"].mean(), "mAP@10": each["ap@10"].mean(), "mAP@100": each["ap@100"].mean(),
+            "P@H<=3": (each["ball_rel"] / np.maximum(each["ball"], 1)).mean(),
+            "R@H<=3": (each["ball_rel"] / np.maximum(each["n_rel"], 1)).mean(),
+            "P@5": each["p@5"].mean(), "P@50": each["p@50"].mean()}
+    # AP is a float32 sum per query, which XLA may order differently for another chunk shape.
+    assert got == pytest.approx(want, rel=1e-6, abs=1e-12), ties
+
+
+def test_unique_queries_keeps_queries_with_other_labels_apart():
+  codes = pack_codes(np.ones((3, 40), np.int8))
+  uq, ul, inverse = unique_queries(codes, np.array([0, 1, 0], np.int32))
+  assert len(uq) == 2 and list(ul[inverse]) == [0, 1, 0]

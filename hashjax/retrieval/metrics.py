@@ -56,6 +56,21 @@ def check_inputs(query_codes, query_labels, db_codes, db_labels, bits: int):
   return qc, ql, dc, dl
 
 
+def unique_queries(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(codes, labels, inverse) of the distinct (code, label) queries, rows[inverse] = the input.
+
+  Two queries with the same code and labels have the same distance row and relevance row, hence the
+  same ranking under every tie rule (stable and numpy orders are deterministic functions of the
+  row) and the same statistics: each distinct query is ranked once. Trained codes repeat a lot (a
+  class-center method gives few distinct codes per class), random ones hardly at all.
+  """
+  n = len(codes)
+  rows = np.concatenate([np.ascontiguousarray(codes).view(np.uint8).reshape(n, -1),
+                         np.ascontiguousarray(labels).view(np.uint8).reshape(n, -1)], axis=1)
+  _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+  return codes[first], labels[first], inverse.reshape(n)
+
+
 def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
                       bits: int, topk=(), radius: int = 2, pn=(),
                       ties: str = "stable", zero_relevant: str = "zero",
@@ -63,7 +78,8 @@ def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
                       axis: str = "db") -> dict[str, float]:
   """Hamming-ranking metrics of packed uint32 codes (definitions: module doc).
 
-  Returns {"mAP", "mAP@K" per K in topk, "P@H<=r", "R@H<=r", "P@N" per N in pn}.
+  Returns {"mAP", "mAP@K" per K in topk, "P@H<=r", "R@H<=r", "P@N" per N in pn}. Repeated
+  (code, label) queries are ranked once (`unique_queries`).
   ties="expected" gives every metric's expectation over a random order inside each distance
   bucket (mAP@K exactly too: retrieval.expected); with zero_relevant="drop" it drops a query
   from mAP@K only when no order puts a relevant item in its top K.
@@ -85,12 +101,14 @@ def retrieval_metrics(query_codes, query_labels, db_codes, db_labels, *,
   if query_chunk is not None and query_chunk < 1:
     raise ValueError(f"query_chunk must be >= 1, got {query_chunk}")
 
+  uq, uql, inverse = unique_queries(qc, ql)
   if mesh is None:
-    s = per_query_stats(qc, ql, dc, dl, bits=bits, ks=ks, pns=pns, radius=radius,
+    s = per_query_stats(uq, uql, dc, dl, bits=bits, ks=ks, pns=pns, radius=radius,
                         ties=ties, chunk=query_chunk)
   else:
-    s = db_sharded_stats(qc, ql, dc, dl, bits=bits, mesh=mesh, axis=axis, ks=ks, pns=pns,
+    s = db_sharded_stats(uq, uql, dc, dl, bits=bits, mesh=mesh, axis=axis, ks=ks, pns=pns,
                          radius=radius, ties=ties, chunk=query_chunk)
+  s = {key: value[inverse] for key, value in s.items()}
   drop = zero_relevant == "drop"
   has_rel = s["n_rel"] > 0
   out = {"mAP": _mean(s["ap"], has_rel if drop else None)}

@@ -92,7 +92,8 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     mesh, axis: shard the database over ``mesh.shape[axis]`` devices.
   Returns:
     (distances int32 (nq, k), indices int32 (nq, k)); row order ascending
-    distance, ties by ascending database index.
+    distance, ties by ascending database index. Repeated query codes are
+    searched once.
   """
   q, db = np.asarray(q_packed), np.asarray(db_packed)
   for name, x in (("q_packed", q), ("db_packed", db)):
@@ -109,6 +110,7 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     raise ValueError(f"k must be in [1, {ndb}], got {k}")
   if ndb >= _BIG_IDX:
     raise ValueError("database too large for int32 indices")
+  q, inverse = np.unique(q, axis=0, return_inverse=True)  # identical queries, identical answers
   ndev = 1 if mesh is None else mesh.shape[axis]
   per_dev = -(-ndb // ndev)
   chunk = max(k, min(db_chunk, per_dev))
@@ -120,5 +122,7 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
   if mesh is not None:
     db = jax.device_put(db, NamedSharding(mesh, P(axis)))
     valid = jax.device_put(valid, NamedSharding(mesh, P(axis)))
-  return _topk(q, db, valid, k=int(k), bits=bits, db_chunk=chunk,
+  d, i = _topk(q, db, valid, k=int(k), bits=bits, db_chunk=chunk,
                query_chunk=query_chunk, mesh=mesh, axis=axis)
+  inverse = inverse.reshape(-1)
+  return d[inverse], i[inverse]
