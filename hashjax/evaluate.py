@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--db_labels")
   p.add_argument("--topk", type=int, default=None, help="also report mAP@K")
   p.add_argument("--ties", choices=("stable", "numpy", "expected"),
-                 default="stable")
+                 default="stable",
+                 help="order of equal distances: database index (stable), a host np.argsort "
+                 "(numpy, as DeepHash-pytorch), or every metric's expectation over random orders "
+                 "(expected: from per-distance counts, the fastest)")
   p.add_argument("--radius", type=int, default=2)
   p.add_argument("--pn", type=_parse_pn, default=(), help="e.g. 100,500,1000")
   p.add_argument("--bits", type=int, default=None,
