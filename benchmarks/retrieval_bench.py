@@ -2,6 +2,7 @@
 
   python benchmarks/retrieval_bench.py [--nq 10000] [--db 60000] [--bits 64]
       [--ref_queries 10000] [--cases all|name,name] [--repeat 2] [--devices 8]
+      [--codes runs/X/codes.npz]
 
 Synthetic single-label data (10 classes; each code = its class centre with
 every bit flipped with probability 0.25), so mAP is far from chance and
@@ -10,6 +11,10 @@ subprocess so ``ru_maxrss`` is that case's peak resident memory. Prints one
 JSON line per case. The DeepHash-pytorch loop (benchmarks/
 retrieval_dhp_reference.py) runs on the first --ref_queries queries and its
 time is scaled linearly to --nq (its cost is exactly linear in queries).
+--codes takes a trained run's codes instead (the codes.npz that
+`python -m hashjax.evaluate --workdir` writes: its query and database sets,
+labels and length; --nq / --db / --bits are then ignored). Trained codes
+repeat: hashjax ranks each distinct (code, label) query once.
 The *_sharded cases split the database over --devices devices (simulated CPU
 devices on a CPU host: one process, so ru_maxrss is all devices together; the
 per-device figure is XLA's memory analysis of the compiled per-device program).
@@ -47,6 +52,15 @@ def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
   return q, ql, d, dl
 
 
+def load_codes(path):
+  """(q, ql, d, dl, bits) as +-1 int8 codes from a run's codes.npz."""
+  from hashjax.retrieval.codes import unpack_codes
+  with np.load(path, allow_pickle=False) as f:
+    bits = int(f["bits"])
+    unpack = lambda p: unpack_codes(p, bits).astype(np.int8)
+    return unpack(f["query_packed"]), f["query_labels"], unpack(f["db_packed"]), f["db_labels"], bits
+
+
 def _timed(fn, repeat):
   times, out = [], None
   for _ in range(repeat):
@@ -73,9 +87,17 @@ def run_case(case, a):
     jax.config.update("jax_num_cpu_devices", a.devices)
   from hashjax.retrieval.codes import pack_codes
   from hashjax.retrieval.metrics import retrieval_metrics
-  q, ql, d, dl = make_data(a.nq, a.db, a.bits)
+  if a.codes:
+    q, ql, d, dl, a.bits = load_codes(a.codes)
+    a.nq, a.db = len(q), len(d)
+  else:
+    q, ql, d, dl = make_data(a.nq, a.db, a.bits)
   qp, dp = pack_codes(q), pack_codes(d)
-  res = {"case": case, "nq": a.nq, "db": a.db, "bits": a.bits}
+  res = {"case": case, "nq": a.nq, "db": a.db, "bits": a.bits, "codes": a.codes or "synthetic"}
+  if a.codes:
+    from hashjax.retrieval.metrics import unique_queries
+    res["distinct_queries"] = len(unique_queries(qp, ql)[0])
+    res["distinct_query_codes"] = len(np.unique(qp, axis=0))
   if case.startswith("ours_"):
     ties = case.split("_")[1]
     topk = (a.topk,)
@@ -95,7 +117,7 @@ def run_case(case, a):
     from retrieval_dhp_reference import calc_top_map
     n = min(a.ref_queries, a.nq)
     qf, df = q[:n].astype(np.float32), d.astype(np.float32)
-    eye = np.eye(10, dtype=np.float32)
+    eye = np.eye(int(max(ql.max(), dl.max())) + 1, dtype=np.float32)
     qlf, dlf = eye[ql[:n]], eye[dl]
     for name, k in (("mAP", a.db), (f"mAP@{a.topk}", a.topk)):
       t0 = time.perf_counter()
@@ -146,6 +168,7 @@ def main():
   p.add_argument("--repeat", type=int, default=2)
   p.add_argument("--cases", default="all")
   p.add_argument("--devices", type=int, default=8, help="for the *_sharded cases")
+  p.add_argument("--codes", default="", help="a run's codes.npz instead of synthetic codes")
   p.add_argument("--one", default=None, help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.one:
@@ -154,7 +177,7 @@ def main():
   cases = CASES if a.cases == "all" else tuple(a.cases.split(","))
   base = [f"--nq={a.nq}", f"--db={a.db}", f"--bits={a.bits}",
           f"--topk={a.topk}", f"--ref_queries={a.ref_queries}",
-          f"--repeat={a.repeat}", f"--devices={a.devices}"]
+          f"--repeat={a.repeat}", f"--devices={a.devices}", f"--codes={a.codes}"]
   for case in cases:
     subprocess.run([sys.executable, __file__, *base, f"--one={case}"],
                    check=True)
