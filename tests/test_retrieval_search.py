@@ -8,7 +8,7 @@ from hashjax.retrieval.codes import pack_codes, unpack_codes
 from hashjax.retrieval.hash_table import HashTable
 from hashjax.retrieval.pr_curve import pr_curve_by_radius
 from hashjax.retrieval.search import db_mesh, topk_search
-from hashjax.retrieval.select import select_k_smallest
+from hashjax.retrieval.select import nth_set_bit, pack_bits, threshold
 
 
 def _pm1(rng, n, bits):
@@ -21,22 +21,26 @@ def _brute(q, db, k):
   return np.take_along_axis(d, order, 1), order
 
 
-def test_select_k_smallest_counting():
+def test_threshold_and_bit_mask_ranks():
   rng = np.random.default_rng(0)
-  d = rng.integers(0, 4, (6, 50)).astype(np.int32)  # heavy ties
+  d = rng.integers(0, 4, (6, 64)).astype(np.int32)  # heavy ties
   d[0] = 2  # a single bucket
-  pos = np.broadcast_to(np.arange(50, dtype=np.int32), d.shape)
-  for k in (1, 7, 50):
-    gd, gp = map(np.asarray, select_k_smallest(d, pos, k, 4))
-    want = np.sort(np.argsort(d, axis=1, kind="stable")[:, :k], axis=1)
-    np.testing.assert_array_equal(gp, want)  # position order, stable ties
-    np.testing.assert_array_equal(gd, np.take_along_axis(d, want, 1))
-  # Rows >= 2**15 take the two-prefix-sum branch.
-  d = rng.integers(0, 3, (2, 2**15 + 5)).astype(np.int32)
-  pos = np.broadcast_to(np.arange(d.shape[1], dtype=np.int32), d.shape)
-  gd, gp = map(np.asarray, select_k_smallest(d, pos, 20000, 3))
-  want = np.sort(np.argsort(d, axis=1, kind="stable")[:, :20000], axis=1)
-  np.testing.assert_array_equal(gp, want)
+  hist = np.stack([np.bincount(row, minlength=4) for row in d])
+  for k in (1, 7, 64):
+    t, need = map(np.asarray, threshold(hist, k))
+    kth = np.sort(d, axis=1)[:, k - 1]
+    np.testing.assert_array_equal(t, kth)  # the k-th smallest distance
+    np.testing.assert_array_equal(need, k - (d < kth[:, None]).sum(1))
+  mask = rng.random((5, 96)) < 0.3
+  mask[0], mask[1], mask[2, 31] = True, False, True  # full words (bit 31 too), a single set bit
+  mask[1, 95] = True
+  words = pack_bits(mask)
+  for row in range(5):
+    where = np.flatnonzero(mask[row])
+    got = nth_set_bit(words[row:row + 1], np.arange(len(where), dtype=np.int32)[None])
+    np.testing.assert_array_equal(np.asarray(got)[0], where)
+  with pytest.raises(ValueError, match="multiple of 32"):
+    pack_bits(mask[:, :50])
 
 
 @pytest.mark.parametrize("bits,k,chunk", [(10, 1, 64), (33, 40, 100),

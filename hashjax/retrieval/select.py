@@ -1,50 +1,51 @@
-"""k smallest small-integer distances per row, by counting instead of sorting.
+"""Selecting the k smallest small-integer distances by counting instead of sorting.
 
-Distances live in [0, nbuckets): a histogram gives the threshold distance t
-(the bucket holding the k-th smallest) and how many items of bucket t are
-needed; one prefix count then marks exactly k items. Tie order is stable: at
-equal distance the lower position wins, so the result equals the first k of a
-stable sort by distance.
+Distances live in [0, nbuckets). A histogram of a row gives the threshold distance t (the bucket
+holding the k-th smallest) and how many items of bucket t are needed (`threshold`). Bit masks of
+the items below t and at t (`pack_bits`) then give the selected items by rank (`nth_set_bit`):
+every item below t and the first `need` at t, in position order, so the selection is the first k
+of a stable sort by distance (retrieval.search).
 """
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
 
-def select_k_smallest(d, payload, k: int, nbuckets: int):
-  """(cq, T) int32 distances -> (dist, payload) (cq, k), in position order.
-
-  Requires k <= T. The k selected items come out in their original order
-  (not sorted by distance); ``merge_sorted`` sorts them.
-  """
-  cq, n = d.shape
-  if k > n:
-    raise ValueError(f"k={k} > row length {n}")
-  rows = lax.broadcasted_iota(jnp.int32, d.shape, 0)
-  hist = jnp.zeros((cq, nbuckets), jnp.int32).at[rows, d].add(1)
+def threshold(hist, k: int):
+  """(t, need) per row of a (rows, nbuckets) histogram holding >= k items: the distance of the k-th
+  smallest item and how many items at distance t are among the k smallest (1..hist[t])."""
   cum = jnp.cumsum(hist, axis=1)
-  t = jnp.sum(cum < k, axis=1, dtype=jnp.int32)  # bucket of the k-th item
-  before = jnp.take_along_axis(cum - hist, t[:, None], axis=1)  # items < t
-  need = k - before
-  lt = d < t[:, None]
-  eq = d == t[:, None]
-  if n < 2**15:
-    # One prefix sum for both counts: low 16 bits #(d < t), high #(d == t).
-    c = jnp.cumsum(lt.astype(jnp.int32) + (eq.astype(jnp.int32) << 16), axis=1)
-    lt_rank, eq_rank = c & 0xFFFF, c >> 16
-  else:
-    lt_rank = jnp.cumsum(lt.astype(jnp.int32), axis=1)
-    eq_rank = jnp.cumsum(eq.astype(jnp.int32), axis=1)  # 1-based in bucket t
-  sel = lt | (eq & (eq_rank <= need))
-  # Slot = selected items before j: all (d < t) ones plus ties, capped by need.
-  pos = jnp.where(sel, lt_rank + jnp.minimum(eq_rank, need) - 1, k)
-  out_d = jnp.zeros((cq, k), d.dtype).at[rows, pos].set(d, mode="drop")
-  out_p = jnp.zeros((cq, k), payload.dtype).at[rows, pos].set(payload,
-                                                              mode="drop")
-  return out_d, out_p
+  t = jnp.sum(cum < k, axis=1, dtype=jnp.int32)
+  before = jnp.take_along_axis(cum - hist, t[:, None], axis=1)[:, 0]
+  return t, k - before
 
 
-def merge_sorted(d, idx, k: int):
-  """First k of (d, idx) sorted by distance then index, along axis 1."""
-  d, idx = lax.sort((d, idx), dimension=1, num_keys=2)
-  return d[:, :k], idx[:, :k]
+def pack_bits(mask):
+  """(rows, n) bool -> (rows, n / 32) uint32 words, item j of a word at bit j (n a multiple of 32)."""
+  rows, n = mask.shape
+  if n % 32:
+    raise ValueError(f"pack_bits needs a multiple of 32 items per row, got {n}")
+  shift = lax.broadcasted_iota(jnp.uint32, (1, 1, 32), 2)
+  return jnp.sum(mask.reshape(rows, n // 32, 32).astype(jnp.uint32) << shift, axis=2, dtype=jnp.uint32)
+
+
+def nth_set_bit(words, ranks):
+  """Position of the ranks-th (0-based) set bit of each row's bit mask: (rows, n/32) uint32 words,
+  (rows, m) int32 ranks, each < the row's number of set bits -> (rows, m) int32 item positions.
+
+  A binary search over the words' running popcounts finds the word, then five halvings the bit:
+  O(m log n) per row, however many items the mask covers.
+  """
+  count = lax.population_count(words).astype(jnp.int32)
+  upto = jnp.cumsum(count, axis=1)  # set bits in words 0..w
+  w = jax.vmap(lambda u, r: jnp.searchsorted(u, r, side="right", method="scan"))(upto, ranks)
+  word = jnp.take_along_axis(words, w, axis=1)
+  r = ranks - (jnp.take_along_axis(upto, w, axis=1) - jnp.take_along_axis(count, w, axis=1))
+  pos = jnp.zeros_like(ranks)
+  for width in (16, 8, 4, 2, 1):  # skip the lower half of the window when r lies beyond it
+    low = lax.population_count((word >> pos.astype(jnp.uint32)) & jnp.uint32((1 << width) - 1)).astype(jnp.int32)
+    beyond = r >= low
+    r = jnp.where(beyond, r - low, r)
+    pos = jnp.where(beyond, pos + width, pos)
+  return w * 32 + pos
