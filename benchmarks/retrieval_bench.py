@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 CASES = ("ours_stable", "ours_numpy", "ours_expected", "ours_stable_sharded",
-         "ours_expected_sharded", "dhp", "topk", "topk_sharded", "faiss")
+         "ours_expected_sharded", "dhp", "topk", "topk_sharded", "faiss", "distmat")
 
 
 def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
@@ -154,6 +154,27 @@ def run_case(case, a):
       dist_faiss, _ = index.search(qb[:200], k)
       res[f"same_distances_k{k}_first200q"] = bool(
           (np.asarray(dist_ours) == dist_faiss).all())
+  elif case == "distmat":
+    # The full (n, db) distance matrix, hashjax.retrieval.hamming_distances vs faiss.hammings.
+    from hashjax.retrieval.hamming import hamming_distances
+    n = min(a.dm_queries, a.nq)
+    ours, times = _timed(lambda: np.asarray(hamming_distances(qp[:n], dp)), a.repeat)
+    res.update(dm_queries=n, seconds_ours=times)
+    try:
+      import faiss
+    except ImportError:
+      res["faiss"] = "not installed"
+    else:
+      qb, db_bytes = (np.ascontiguousarray(x).view(np.uint8) for x in (qp[:n], dp))
+      nbytes = qb.shape[1]
+
+      def faiss_matrix():
+        out = np.empty((n, len(db_bytes)), np.int32)
+        faiss.hammings(faiss.swig_ptr(qb), faiss.swig_ptr(db_bytes), n, len(db_bytes), nbytes,
+                       faiss.swig_ptr(out))
+        return out
+      theirs, times = _timed(faiss_matrix, a.repeat)
+      res.update(seconds_faiss=times, identical=bool((ours == theirs).all()))
   res["maxrss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   return res
 
@@ -169,6 +190,7 @@ def main():
   p.add_argument("--cases", default="all")
   p.add_argument("--devices", type=int, default=8, help="for the *_sharded cases")
   p.add_argument("--codes", default="", help="a run's codes.npz instead of synthetic codes")
+  p.add_argument("--dm_queries", type=int, default=2000, help="queries of the distmat case")
   p.add_argument("--one", default=None, help=argparse.SUPPRESS)
   a = p.parse_args()
   if a.one:
@@ -177,7 +199,8 @@ def main():
   cases = CASES if a.cases == "all" else tuple(a.cases.split(","))
   base = [f"--nq={a.nq}", f"--db={a.db}", f"--bits={a.bits}",
           f"--topk={a.topk}", f"--ref_queries={a.ref_queries}",
-          f"--repeat={a.repeat}", f"--devices={a.devices}", f"--codes={a.codes}"]
+          f"--repeat={a.repeat}", f"--devices={a.devices}", f"--codes={a.codes}",
+          f"--dm_queries={a.dm_queries}"]
   for case in cases:
     subprocess.run([sys.executable, __file__, *base, f"--one={case}"],
                    check=True)
