@@ -26,6 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from hashjax.retrieval.codes import num_words
 from hashjax.retrieval.hamming import hamming_block
+from hashjax.retrieval.per_query import _map_chunks
 from hashjax.retrieval.select import nth_set_bit, pack_bits, threshold
 
 _BIG_IDX = np.iinfo(np.int32).max
@@ -80,14 +81,6 @@ def _select(qc, db, lt_words, eq_words, offset, t, need, lt_before, eq_before, *
   return jnp.where(mine, dist, 0), jnp.where(mine, offset + local, 0)
 
 
-def _map_query_chunks(fn, q, query_chunk):
-  nq = q.shape[0]
-  nqc = -(-nq // query_chunk)
-  qp = jnp.pad(q, ((0, nqc * query_chunk - nq), (0, 0)))
-  d, i = lax.map(fn, qp.reshape(nqc, query_chunk, -1))
-  return d.reshape(nqc * query_chunk, -1)[:nq], i.reshape(nqc * query_chunk, -1)[:nq]
-
-
 @functools.partial(jax.jit, static_argnames=("k", "bits", "db_chunk",
                                              "query_chunk", "mesh", "axis"))
 def _topk(q, db, valid, *, k, bits, db_chunk, query_chunk, mesh, axis):
@@ -112,9 +105,11 @@ def _topk(q, db, valid, *, k, bits, db_chunk, query_chunk, mesh, axis):
         d, i = _select(qc, db, *_masks(qc, dbc, vc, t, bits=bits), me * db.shape[0], t, need,
                        lt_before, eq_before, k=k)
         d, i = lax.psum((d, i), axis)  # every slot was filled on exactly one device
-      return lax.sort((d, i), dimension=1, num_keys=2)
+      d, i = lax.sort((d, i), dimension=1, num_keys=2)
+      return {"d": d, "i": i}
 
-    return _map_query_chunks(one_query_chunk, q, query_chunk)
+    out = _map_chunks(one_query_chunk, q, chunk=query_chunk)
+    return out["d"], out["i"]
 
   if mesh is None:
     return local(q, db, valid)
