@@ -8,7 +8,7 @@ from hashjax.retrieval.codes import pack_codes, unpack_codes
 from hashjax.retrieval.hash_table import HashTable
 from hashjax.retrieval.pr_curve import pr_curve_by_radius
 from hashjax.retrieval.search import db_mesh, topk_search
-from hashjax.retrieval.select import nth_set_bit, pack_bits, threshold
+from hashjax.retrieval.select import nth_set_bit, pack_bits, row_histograms, threshold
 
 
 def _pm1(rng, n, bits):
@@ -19,6 +19,18 @@ def _brute(q, db, k):
   d = (q[:, None, :] != db[None, :, :]).sum(-1)
   order = np.argsort(d, axis=1, kind="stable")[:, :k]
   return np.take_along_axis(d, order, 1), order
+
+
+def test_row_histograms_match_bincount_and_keep_rows_apart():
+  rng = np.random.default_rng(1)
+  d = rng.integers(0, 5, (7, 300)).astype(np.int32)
+  want = np.stack([np.bincount(row, minlength=5) for row in d])
+  np.testing.assert_array_equal(np.asarray(row_histograms(d, 5)), want)
+  # A value past the last bin is counted in its own row's last bin, never in the next row's first.
+  d[0, :3] = 9
+  got = np.asarray(row_histograms(d, 5))
+  np.testing.assert_array_equal(got[1:], np.stack([np.bincount(row, minlength=5) for row in d[1:]]))
+  np.testing.assert_array_equal(got[0], np.bincount(np.minimum(d[0], 4), minlength=5))
 
 
 def test_threshold_and_bit_mask_ranks():

@@ -22,6 +22,7 @@ from jax import lax
 
 from hashjax.retrieval import expected
 from hashjax.retrieval.hamming import hamming_block
+from hashjax.retrieval.select import row_histograms
 from hashjax.retrieval.stable_count import stable_counting_stats
 
 
@@ -75,10 +76,7 @@ def _ball_stats(d, rel, radius: int) -> dict:
 
 def _histograms(d, rel, bits: int) -> dict:
   """Per-distance counts (cq, bits + 1) of all and relevant items."""
-  cq = d.shape[0]
-  key = d * 2 + rel.astype(jnp.int32)
-  rows = lax.broadcasted_iota(jnp.int32, d.shape, 0)
-  h = jnp.zeros((cq, 2 * (bits + 1)), jnp.int32).at[rows, key].add(1)
+  h = row_histograms(d * 2 + rel.astype(jnp.int32), 2 * (bits + 1))
   return {"hist_all": h[:, 0::2] + h[:, 1::2], "hist_rel": h[:, 1::2]}
 
 

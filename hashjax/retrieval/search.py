@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from hashjax.retrieval.codes import num_words
 from hashjax.retrieval.hamming import hamming_block
 from hashjax.retrieval.per_query import _map_chunks
-from hashjax.retrieval.select import nth_set_bit, pack_bits, threshold
+from hashjax.retrieval.select import nth_set_bit, pack_bits, row_histograms, threshold
 
 _BIG_IDX = np.iinfo(np.int32).max
 
@@ -44,8 +44,7 @@ def _distances(qc, dbc, vc, c, bits):
 
 def _histogram(qc, dbc, vc, *, bits):
   """(cq, bits + 2) counts of each distance in this database slice."""
-  rows = lax.broadcasted_iota(jnp.int32, (qc.shape[0], dbc.shape[1]), 0)
-  step = lambda h, c: (h.at[rows, _distances(qc, dbc, vc, c, bits)].add(1), None)
+  step = lambda h, c: (h + row_histograms(_distances(qc, dbc, vc, c, bits), bits + 2), None)
   return lax.scan(step, jnp.zeros((qc.shape[0], bits + 2), jnp.int32), jnp.arange(dbc.shape[0]))[0]
 
 

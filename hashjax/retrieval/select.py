@@ -12,6 +12,19 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def row_histograms(values, nbins: int):
+  """(rows, n) int32 in [0, nbins) -> (rows, nbins) int32 counts of each value per row.
+
+  One scatter-add over flat indices row * nbins + value: on CPU 1.4-1.5x faster than the same
+  scatter with (row, value) index pairs (BENCHMARKS.md, retrieval engine)."""
+  rows = values.shape[0]
+  # Clipped: a flat index past a row's last bin would land in the next row.
+  values = jnp.clip(values, 0, nbins - 1)
+  flat = (lax.broadcasted_iota(jnp.int32, values.shape, 0) * nbins + values).ravel()
+  counts = jnp.zeros(rows * nbins, jnp.int32).at[flat].add(1, mode='promise_in_bounds')
+  return counts.reshape(rows, nbins)
+
+
 def threshold(hist, k: int):
   """(t, need) per row of a (rows, nbuckets) histogram holding >= k items: the distance of the k-th
   smallest item and how many items at distance t are among the k smallest (1..hist[t])."""
