@@ -1,7 +1,8 @@
 """Retrieval engine: bit-packed codes, Hamming distances in XLA, retrieval metrics.
 
 Modules: codes (packing, .npz code DB), hamming (XOR + popcount), metrics
-(mAP, mAP@K, P@H<=r, R@H<=r, P@N), per_query (XLA kernels), db_sharded (the
+(mAP, mAP@K, P@H<=r, R@H<=r, P@N), per_query (XLA kernels), native (the C++
+stable-tie kernel, an XLA custom call compiled on first use), db_sharded (the
 same over a database split across devices), expected (tie-free counts),
 pr_curve (radius sweep), select + search (exact top-k, sharded), hash_table
 (radius lookup), coarse_to_fine (Hamming candidates re-ranked by feature

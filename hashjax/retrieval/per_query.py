@@ -21,6 +21,7 @@ import numpy as np
 from jax import lax
 
 from hashjax.retrieval import expected
+from hashjax.retrieval import native
 from hashjax.retrieval.hamming import hamming_block
 from hashjax.retrieval.select import row_histograms
 from hashjax.retrieval.stable_count import stable_counting_stats
@@ -162,11 +163,13 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   'ball', 'ball_rel' (and 'hist_all'/'hist_rel' for ties='expected').
 
   Inputs must already be validated (``validate.check_*``). ties="stable"
-  uses ``stable_impl``: "count" (histogram pass, then the counting scan of
-  ``stable_count`` over ``lane_chunk`` queries at a time), "sort" (one sort
-  + cumsum per query chunk) or "auto": "count" on CPU, where it measured 1.6x
-  faster, "sort" elsewhere (a scan over every database item is sequential;
-  accelerators sort fast; not measured here).
+  uses ``stable_impl``: "native" (the fused C++ kernel of ``native``, CPU
+  only), "count" (histogram pass, then the counting scan of ``stable_count``
+  over ``lane_chunk`` queries at a time), "sort" (one sort + cumsum per query
+  chunk) or "auto": "native" on CPU when it compiles (BENCHMARKS.md, "Native
+  stable-tie kernel"), else "count" on CPU, where it measured 1.6x faster than
+  the sort, and "sort" elsewhere (a scan over every database item is
+  sequential; accelerators sort fast; not measured here).
   """
   chunk = chunk or default_chunk(len(q_packed), len(db_packed))
   ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)
@@ -175,11 +178,17 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
                         pns=pns, radius=radius, chunk=chunk)
   if ties not in ("stable", "expected"):
     raise ValueError(f"ties must be 'stable', 'numpy' or 'expected', got {ties!r}")
-  if stable_impl not in ("auto", "count", "sort"):
-    raise ValueError(f"stable_impl must be 'auto', 'count' or 'sort': "
-                     f"{stable_impl!r}")
+  if stable_impl not in ("auto", "native", "count", "sort"):
+    raise ValueError(f"stable_impl must be 'auto', 'native', 'count' or "
+                     f"'sort': {stable_impl!r}")
   if stable_impl == "auto":
-    stable_impl = "count" if jax.default_backend() == "cpu" else "sort"
+    stable_impl = ("sort" if jax.default_backend() != "cpu" else
+                   "native" if native.available()[0] else "count")
+  if ties == "stable" and stable_impl == "native":
+    out = native.stable_stats(q_packed, q_labels, db_packed, db_labels,
+                              bits=bits, ks=ks, pns=pns)
+    return finish_stats({k: np.asarray(v) for k, v in out.items()},
+                        radius=radius, ks=ks, pns=pns, ties=ties)
   mode = "sort" if ties == "stable" and stable_impl == "sort" else "hist"
   out = _xla_stats(q_packed, q_labels, db_packed, db_labels, bits=bits, ks=ks,
                    pns=pns, radius=radius, chunk=chunk, mode=mode)

@@ -1,0 +1,145 @@
+"""The native stable-tie kernel (kernels/stable_ap.cc): an XLA FFI custom call for CPU.
+
+XLA:CPU runs the counting scan of `stable_count` as one gather and one scatter per (query, item)
+pair, 8-10 ns each on this 2-core CPU. The C++ kernel fuses distance, relevance, histogram and
+stable rank into two passes over the database per group of queries (BENCHMARKS.md, "Native
+stable-tie kernel"). It gives the same statistics as `stable_count` (sums in float64 there,
+float32 with Kahan summation in XLA).
+
+This module owns the kernel's build: on first use it compiles the source with the system C++
+compiler (`$CXX`, default g++) against jaxlib's FFI headers into a cache folder
+(`$HASHJAX_NATIVE_CACHE`, default ~/.cache/hashjax/native), keyed by the source, the jaxlib version
+and the CPU. Without a compiler `available()` is False with the reason, and the XLA counting scan
+is used instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+
+SOURCE = os.path.join(os.path.dirname(__file__), 'kernels', 'stable_ap.cc')
+TARGET = 'hashjax_stable_ap'
+
+
+def _cpu_id() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      lines = [l for l in f if l.startswith(('model name', 'flags'))]
+    return ''.join(sorted(set(lines)))
+  except OSError:
+    return platform.processor()
+
+
+def _library_path() -> str:
+  with open(SOURCE, 'rb') as f:
+    key = hashlib.sha256(f.read() + jaxlib.__version__.encode() + _cpu_id().encode()).hexdigest()[:16]
+  cache = os.environ.get('HASHJAX_NATIVE_CACHE') or os.path.join(
+      os.path.expanduser('~'), '.cache', 'hashjax', 'native')
+  return os.path.join(cache, f'stable_ap_{key}.so')
+
+
+def _compile(path: str) -> None:
+  cxx = os.environ.get('CXX', 'g++')
+  if shutil.which(cxx) is None:
+    raise RuntimeError(f'no C++ compiler {cxx!r} on PATH (set $CXX, or install g++)')
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  # Written beside its final name, then renamed: concurrent processes never load a partial file.
+  fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
+  os.close(fd)
+  cmd = [cxx, '-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-w',
+         '-I', jax.ffi.include_dir(), SOURCE, '-o', tmp, '-lpthread']
+  try:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+      raise RuntimeError(f'compiling {SOURCE} failed ({" ".join(cmd)}):\n{done.stderr[-2000:]}')
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+@functools.cache
+def _load() -> str | None:
+  """Compiles (once per cache key), loads and registers the kernel; the reason on failure."""
+  if jax.default_backend() != 'cpu':
+    return f'the kernel is for CPU; the default backend is {jax.default_backend()!r}'
+  try:
+    path = _library_path()
+    if not os.path.exists(path):
+      _compile(path)
+    library = ctypes.cdll.LoadLibrary(path)
+    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.HashjaxStableAp), platform='cpu')
+  except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+    return str(e)
+  return None
+
+
+def available() -> tuple[bool, str]:
+  """(True, '') when the kernel is compiled and registered, else (False, why not)."""
+  why = _load()
+  return why is None, why or ''
+
+
+def pack_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """(n,) class ids or (n, C) multi-hot -> (n, ceil(C / 32)) uint32 words, bit c = label c."""
+  labels = np.asarray(labels)
+  hot = np.zeros((len(labels), num_classes), bool)
+  if labels.ndim == 1:
+    hot[np.arange(len(labels)), labels] = True
+  else:
+    hot[:, :labels.shape[1]] = labels != 0
+  words = -(-num_classes // 32)
+  hot = np.pad(hot, ((0, 0), (0, 32 * words - num_classes))).reshape(len(labels), words, 32)
+  return (hot.astype(np.uint32) << np.arange(32, dtype=np.uint32)).sum(-1, dtype=np.uint32)
+
+
+def _threads() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:
+    return os.cpu_count() or 1
+
+
+@functools.partial(jax.jit, static_argnames=('bins', 'ks', 'pns', 'threads'))
+def _call(q_packed, q_words, db_packed, db_words, *, bins, ks, pns, threads):
+  nq = q_packed.shape[0]
+  shapes = (jax.ShapeDtypeStruct((nq, bins), jnp.int32), jax.ShapeDtypeStruct((nq, bins), jnp.int32),
+            jax.ShapeDtypeStruct((nq,), jnp.float32), jax.ShapeDtypeStruct((nq, len(ks)), jnp.float32),
+            jax.ShapeDtypeStruct((nq, len(ks)), jnp.int32), jax.ShapeDtypeStruct((nq, len(pns)), jnp.int32))
+  return jax.ffi.ffi_call(TARGET, shapes)(
+      q_packed, q_words, db_packed, db_words, ks=np.array(ks, np.int64), pns=np.array(pns, np.int64),
+      threads=np.int64(threads))
+
+
+def stable_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, ks=(), pns=()) -> dict:
+  """Per-query 'hist_all', 'hist_rel' ((nq, bits + 1)), 'ap', 'ap@K', 'n_rel@K', 'hits@N'
+  under stable ties, the keys of per_query's counting path. Labels as `validate.check_labels`."""
+  ok, why = available()
+  if not ok:
+    raise RuntimeError(f'the native stable-tie kernel is unavailable: {why}. '
+                       f"Use stable_impl='count' (the XLA counting scan) instead.")
+  num_classes = int(max(np.max(q_labels, initial=0), np.max(db_labels, initial=0)) + 1) \
+      if np.ndim(q_labels) == 1 else int(np.shape(q_labels)[1])
+  ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)
+  hist_all, hist_rel, ap, ap_k, n_rel_k, hits_n = _call(
+      np.asarray(q_packed, np.uint32), pack_labels(q_labels, num_classes),
+      np.asarray(db_packed, np.uint32), pack_labels(db_labels, num_classes),
+      bins=bits + 1, ks=ks, pns=pns, threads=_threads())
+  out = {'hist_all': hist_all, 'hist_rel': hist_rel, 'ap': ap}
+  for i, k in enumerate(ks):
+    out[f'ap@{k}'], out[f'n_rel@{k}'] = ap_k[:, i], n_rel_k[:, i]
+  for i, m in enumerate(pns):
+    out[f'hits@{m}'] = hits_n[:, i]
+  return out

@@ -1,0 +1,90 @@
+"""The native stable-tie kernel (retrieval/native.py) against the XLA counting scan and the sort."""
+
+import numpy as np
+import pytest
+
+from hashjax.retrieval import native
+from hashjax.retrieval.codes import pack_codes
+from hashjax.retrieval.metrics import check_inputs
+from hashjax.retrieval.per_query import per_query_stats
+
+needs_kernel = pytest.mark.skipif(not native.available()[0],
+                                  reason=f'native kernel unavailable: {native.available()[1]}')
+
+
+def _case(rng, nq, n, bits, multi, classes=5):
+  q = rng.choice(np.array([-1, 1], np.int8), size=(nq, bits))
+  db = rng.choice(np.array([-1, 1], np.int8), size=(n, bits))
+  db[: n // 3] = db[0]  # a third of the database in one bucket: massive ties
+  if multi:
+    ql = (rng.random((nq, classes)) < 0.3).astype(np.float32)
+    dl = (rng.random((n, classes)) < 0.3).astype(np.float32)
+    ql[0] = 0  # a query with no relevant item
+  else:
+    ql, dl = rng.integers(0, classes, nq), rng.integers(0, classes, n)
+    ql[0] = classes  # a class the database lacks
+  return check_inputs(pack_codes(q), ql, pack_codes(db), dl, bits)
+
+
+def _assert_same(got, want, keys=None):
+  for k in keys or want:
+    np.testing.assert_allclose(np.asarray(got[k], float), np.asarray(want[k], float), atol=1e-6, err_msg=k)
+
+
+@needs_kernel
+@pytest.mark.parametrize('bits', (1, 31, 33, 64, 128))
+@pytest.mark.parametrize('multi', (False, True))
+def test_native_equals_counting_scan_and_sort(bits, multi):
+  rng = np.random.default_rng(bits + 100 * multi)
+  args = _case(rng, 23, 401, bits, multi)  # 23 queries: partial groups of 4 on each thread
+  kw = dict(bits=bits, ks=(1, 10, 400, 1000), pns=(1, 7, 401), radius=2)
+  got = per_query_stats(*args, stable_impl='native', **kw)
+  count = per_query_stats(*args, stable_impl='count', **kw)
+  sort = per_query_stats(*args, stable_impl='sort', **kw)
+  assert got.keys() == count.keys()
+  _assert_same(got, count)
+  _assert_same(got, sort, keys=sort.keys())
+  assert got['ap'][0] == 0 and got['n_rel'][0] == 0
+
+
+@needs_kernel
+def test_native_all_equal_codes_and_tiny_database():
+  """Every item at distance 0 (stable order = index order), and a database smaller than a group."""
+  q = np.ones((5, 40), np.int8)
+  for n in (1, 3, 9):
+    db = np.ones((n, 40), np.int8)
+    ql, dl = np.array([0, 1, 2, 0, 1]), np.arange(n) % 3
+    args = check_inputs(pack_codes(q), ql, pack_codes(db), dl, 40)
+    got = per_query_stats(*args, bits=40, ks=(2,), pns=(1, 2), stable_impl='native')
+    for i in range(5):
+      rel = (dl == ql[i]).astype(float)
+      ranks = np.flatnonzero(rel) + 1
+      ap = np.mean(np.arange(1, len(ranks) + 1) / ranks) if len(ranks) else 0.0
+      np.testing.assert_allclose(got['ap'][i], ap, rtol=1e-6)
+      np.testing.assert_allclose(got['p@1'][i], rel[:1].sum())
+
+
+def test_pack_labels_sets_one_bit_per_label():
+  words = native.pack_labels(np.array([0, 31, 32, 69]), 70)
+  assert words.shape == (4, 3) and words.dtype == np.uint32
+  assert words[0].tolist() == [1, 0, 0] and words[1].tolist() == [2**31, 0, 0]
+  assert words[2].tolist() == [0, 1, 0] and words[3].tolist() == [0, 0, 2**5]
+  hot = np.array([[1, 0, 1], [0, 0, 0]], np.float32)
+  assert native.pack_labels(hot, 3)[:, 0].tolist() == [5, 0]
+
+
+def test_unavailable_kernel_falls_back_and_says_why(monkeypatch):
+  monkeypatch.setattr(native, '_load', lambda: "no C++ compiler 'g++' on PATH")
+  rng = np.random.default_rng(0)
+  args = _case(rng, 6, 50, 16, False)
+  kw = dict(bits=16, ks=(5,), pns=(5,))
+  _assert_same(per_query_stats(*args, **kw), per_query_stats(*args, stable_impl='count', **kw))
+  with pytest.raises(RuntimeError, match=r"no C\+\+ compiler.*stable_impl='count'"):
+    per_query_stats(*args, stable_impl='native', **kw)
+
+
+def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
+  monkeypatch.setenv('CXX', 'no-such-compiler-hashjax')
+  with pytest.raises(RuntimeError, match='no C\\+\\+ compiler .no-such-compiler-hashjax.'):
+    native._compile(str(tmp_path / 'k.so'))
+  assert not (tmp_path / 'k.so').exists()
