@@ -2,9 +2,9 @@
 
 XLA:CPU runs the counting scan of `stable_count` as one gather and one scatter per (query, item)
 pair, 8-10 ns each on this 2-core CPU. The C++ kernel fuses distance, relevance, histogram and
-stable rank into two passes over the database per group of queries (BENCHMARKS.md, "Native
-stable-tie kernel"). It gives the same statistics as `stable_count` (sums in float64 there,
-float32 with Kahan summation in XLA).
+stable rank into two passes over the database per group of queries (BENCHMARKS.md, "native
+stable-tie kernel"). It gives the same statistics as `stable_count`, to float rounding: the kernel
+sums in float64, the XLA scan in float32 with Kahan summation.
 
 This module owns the kernel's build: on first use it compiles the source with the system C++
 compiler (`$CXX`, default g++) against jaxlib's FFI headers into a cache folder

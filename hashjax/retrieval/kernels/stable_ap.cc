@@ -2,7 +2,7 @@
 //
 // An XLA FFI custom call (hashjax/retrieval/native.py compiles and registers it). The same
 // counting as retrieval/stable_count.py, without XLA:CPU's per-(query, item) gather and scatter:
-//   pass 1  per item: d = popcount(q ^ x), rel = any(q_labels & x_labels); one byte pair
+//   pass 1  per item: d = popcount(q ^ x), rel = any(q_labels & x_labels); one uint16
 //           2 d + rel per (query, item) and a (distance, rel) histogram;
 //   pass 2  in database order: the stable rank of item j at distance b is
 //           pos_j = N0_b + (#items at b up to j), and the relevant items ranked at or before it
