@@ -15,8 +15,8 @@ time is scaled linearly to --nq (its cost is exactly linear in queries).
 `python -m hashjax.evaluate --workdir` writes: its query and database sets,
 labels and length; --nq / --db / --bits are then ignored). Trained codes
 repeat: hashjax ranks each distinct (code, label) query once.
-ours_stable uses the native kernel (retrieval/native.py) where it compiles; ours_stable_count is
-the XLA counting scan. The *_sharded cases split the database over --devices devices (simulated CPU
+ours_stable and topk use the native kernels (retrieval/native.py) where they compile;
+ours_stable_count and topk_xla are the XLA code. The *_sharded cases split the database over --devices devices (simulated CPU
 devices on a CPU host: one process, so ru_maxrss is all devices together; the
 per-device figure is XLA's memory analysis of the compiled per-device program).
 """
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 CASES = ("ours_stable", "ours_stable_count", "ours_numpy", "ours_expected", "ours_stable_sharded",
-         "ours_expected_sharded", "dhp", "topk", "topk_sharded", "faiss", "distmat")
+         "ours_expected_sharded", "dhp", "topk", "topk_xla", "topk_sharded", "faiss", "distmat")
 
 
 def make_data(nq, ndb, bits, classes=10, flip=0.25, seed=0):
@@ -140,13 +140,14 @@ def run_case(case, a):
       res[f"seconds_{name}"] = dt
       res[f"seconds_{name}_scaled_to_nq"] = dt * a.nq / n
     res["ref_queries"] = n
-  elif case in ("topk", "topk_sharded"):
+  elif case in ("topk", "topk_xla", "topk_sharded"):
     from hashjax.retrieval.search import db_mesh, topk_search
     mesh = db_mesh() if case == "topk_sharded" else None
+    impl = "xla" if case == "topk_xla" else "auto"
     res["devices"] = 1 if mesh is None else mesh.size
     for k in (100, 1000):
       _, times = _timed(lambda: jax.block_until_ready(
-          topk_search(qp, dp, k, bits=a.bits, mesh=mesh)), a.repeat)
+          topk_search(qp, dp, k, bits=a.bits, mesh=mesh, impl=impl)), a.repeat)
       res[f"seconds_k{k}"] = times
   elif case == "faiss":
     try:

@@ -1,4 +1,4 @@
-"""The native stable-tie kernel (retrieval/native.py) against the XLA counting scan and the sort."""
+"""The native kernels (retrieval/native.py) against the XLA code and NumPy."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from hashjax.retrieval import native
 from hashjax.retrieval.codes import pack_codes
 from hashjax.retrieval.metrics import check_inputs
 from hashjax.retrieval.per_query import per_query_stats
+from hashjax.retrieval.search import topk_search
 
 needs_kernel = pytest.mark.skipif(not native.available()[0],
                                   reason=f'native kernel unavailable: {native.available()[1]}')
@@ -88,3 +89,33 @@ def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
   with pytest.raises(RuntimeError, match='no C\\+\\+ compiler .no-such-compiler-hashjax.'):
     native._compile(str(tmp_path / 'k.so'))
   assert not (tmp_path / 'k.so').exists()
+
+
+@needs_kernel
+@pytest.mark.parametrize('bits', (1, 31, 33, 64, 128))
+def test_native_topk_equals_xla_topk_and_a_stable_argsort(bits):
+  rng = np.random.default_rng(bits)
+  q = rng.choice(np.array([-1, 1], np.int8), size=(23, bits))
+  db = rng.choice(np.array([-1, 1], np.int8), size=(777, bits))
+  db[:300] = db[0]  # massive ties
+  qp, dp = pack_codes(q), pack_codes(db)
+  full = (bits - q.astype(np.int64) @ db.T.astype(np.int64)) // 2
+  for k in (1, 7, 300, 777):
+    d, i = (np.asarray(x) for x in topk_search(qp, dp, k, bits=bits, impl='native'))
+    dx, ix = (np.asarray(x) for x in topk_search(qp, dp, k, bits=bits, impl='xla'))
+    np.testing.assert_array_equal(i, ix)
+    np.testing.assert_array_equal(d, dx)
+    want = np.argsort(full, axis=1, kind='stable')[:, :k]
+    np.testing.assert_array_equal(i, want)
+    np.testing.assert_array_equal(d, np.take_along_axis(full, want, 1))
+
+
+def test_topk_impl_choices(monkeypatch):
+  qp = pack_codes(np.ones((2, 8), np.int8))
+  with pytest.raises(ValueError, match="impl must be 'auto', 'native' or 'xla'"):
+    topk_search(qp, qp, 1, impl='faiss')
+  monkeypatch.setattr(native, '_load', lambda: 'no compiler here')
+  d, i = topk_search(qp, qp, 2)  # auto falls back to the XLA search
+  np.testing.assert_array_equal(np.asarray(i), [[0, 1], [0, 1]])
+  with pytest.raises(RuntimeError, match='no compiler here'):
+    topk_search(qp, qp, 1, impl='native')

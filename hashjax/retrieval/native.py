@@ -1,16 +1,19 @@
-"""The native stable-tie kernel (kernels/stable_ap.cc): an XLA FFI custom call for CPU.
+"""Native CPU kernels as XLA FFI custom calls: stable-tie statistics (kernels/stable_ap.cc) and
+top-k search (kernels/topk.cc).
 
 XLA:CPU runs the counting scan of `stable_count` as one gather and one scatter per (query, item)
 pair, 8-10 ns each on this 2-core CPU. The C++ kernel fuses distance, relevance, histogram and
 stable rank into two passes over the database per group of queries (BENCHMARKS.md, "native
 stable-tie kernel"). It gives the same statistics as `stable_count`, to float rounding: the kernel
-sums in float64, the XLA scan in float32 with Kahan summation.
+sums in float64, the XLA scan in float32 with Kahan summation. The top-k kernel gives exactly
+`search.topk_search`'s answer (its histogram threshold, then one pass that drops each item into its
+slot).
 
-This module owns the kernel's build: on first use it compiles the source with the system C++
+This module owns the kernels' build: on first use it compiles the sources with the system C++
 compiler (`$CXX`, default g++) against jaxlib's FFI headers into a cache folder
 (`$HASHJAX_NATIVE_CACHE`, default ~/.cache/hashjax/native), keyed by the source, the jaxlib version
-and the CPU. Without a compiler `available()` is False with the reason, and the XLA counting scan
-is used instead.
+and the CPU. Without a compiler `available()` is False with the reason, and the XLA code (counting
+scan, two-pass top-k) is used instead.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-SOURCE = os.path.join(os.path.dirname(__file__), 'kernels', 'stable_ap.cc')
-TARGET = 'hashjax_stable_ap'
+KERNELS = os.path.join(os.path.dirname(__file__), 'kernels')
+SOURCES = ('stable_ap.cc', 'topk.cc')
+HEADERS = ('hamming.h', 'parallel.h')
+# FFI target name -> the handler symbol the sources export.
+TARGETS = {'hashjax_stable_ap': 'HashjaxStableAp', 'hashjax_topk': 'HashjaxTopk'}
 
 
 def _cpu_id() -> str:
@@ -43,11 +49,13 @@ def _cpu_id() -> str:
 
 
 def _library_path() -> str:
-  with open(SOURCE, 'rb') as f:
-    key = hashlib.sha256(f.read() + jaxlib.__version__.encode() + _cpu_id().encode()).hexdigest()[:16]
+  key = hashlib.sha256(jaxlib.__version__.encode() + _cpu_id().encode())
+  for name in SOURCES + HEADERS:
+    with open(os.path.join(KERNELS, name), 'rb') as f:
+      key.update(f.read())
   cache = os.environ.get('HASHJAX_NATIVE_CACHE') or os.path.join(
       os.path.expanduser('~'), '.cache', 'hashjax', 'native')
-  return os.path.join(cache, f'stable_ap_{key}.so')
+  return os.path.join(cache, f'kernels_{key.hexdigest()[:16]}.so')
 
 
 def _compile(path: str) -> None:
@@ -59,11 +67,12 @@ def _compile(path: str) -> None:
   fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
   os.close(fd)
   cmd = [cxx, '-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-w',
-         '-I', jax.ffi.include_dir(), SOURCE, '-o', tmp, '-lpthread']
+         '-I', jax.ffi.include_dir(), *(os.path.join(KERNELS, name) for name in SOURCES),
+         '-o', tmp, '-lpthread']
   try:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-      raise RuntimeError(f'compiling {SOURCE} failed ({" ".join(cmd)}):\n{done.stderr[-2000:]}')
+      raise RuntimeError(f'compiling the native kernels failed ({" ".join(cmd)}):\n{done.stderr[-2000:]}')
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -72,7 +81,7 @@ def _compile(path: str) -> None:
 
 @functools.cache
 def _load() -> str | None:
-  """Compiles (once per cache key), loads and registers the kernel; the reason on failure."""
+  """Compiles (once per cache key), loads and registers the kernels; the reason on failure."""
   if jax.default_backend() != 'cpu':
     return f'the kernel is for CPU; the default backend is {jax.default_backend()!r}'
   try:
@@ -80,14 +89,15 @@ def _load() -> str | None:
     if not os.path.exists(path):
       _compile(path)
     library = ctypes.cdll.LoadLibrary(path)
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.HashjaxStableAp), platform='cpu')
+    for target, symbol in TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform='cpu')
   except (OSError, RuntimeError, subprocess.SubprocessError) as e:
     return str(e)
   return None
 
 
 def available() -> tuple[bool, str]:
-  """(True, '') when the kernel is compiled and registered, else (False, why not)."""
+  """(True, '') when the kernels are compiled and registered, else (False, why not)."""
   why = _load()
   return why is None, why or ''
 
@@ -118,18 +128,22 @@ def _call(q_packed, q_words, db_packed, db_words, *, bins, ks, pns, threads):
   shapes = (jax.ShapeDtypeStruct((nq, bins), jnp.int32), jax.ShapeDtypeStruct((nq, bins), jnp.int32),
             jax.ShapeDtypeStruct((nq,), jnp.float32), jax.ShapeDtypeStruct((nq, len(ks)), jnp.float32),
             jax.ShapeDtypeStruct((nq, len(ks)), jnp.int32), jax.ShapeDtypeStruct((nq, len(pns)), jnp.int32))
-  return jax.ffi.ffi_call(TARGET, shapes)(
+  return jax.ffi.ffi_call('hashjax_stable_ap', shapes)(
       q_packed, q_words, db_packed, db_words, ks=np.array(ks, np.int64), pns=np.array(pns, np.int64),
       threads=np.int64(threads))
+
+
+def _require():
+  ok, why = available()
+  if not ok:
+    raise RuntimeError(f'the native kernels are unavailable: {why}. '
+                       "Use stable_impl='count' / topk_search(..., impl='xla') instead.")
 
 
 def stable_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, ks=(), pns=()) -> dict:
   """Per-query 'hist_all', 'hist_rel' ((nq, bits + 1)), 'ap', 'ap@K', 'n_rel@K', 'hits@N'
   under stable ties, the keys of per_query's counting path. Labels as `validate.check_labels`."""
-  ok, why = available()
-  if not ok:
-    raise RuntimeError(f'the native stable-tie kernel is unavailable: {why}. '
-                       f"Use stable_impl='count' (the XLA counting scan) instead.")
+  _require()
   num_classes = int(max(np.max(q_labels, initial=0), np.max(db_labels, initial=0)) + 1) \
       if np.ndim(q_labels) == 1 else int(np.shape(q_labels)[1])
   ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)
@@ -143,3 +157,16 @@ def stable_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, ks=(), 
   for i, m in enumerate(pns):
     out[f'hits@{m}'] = hits_n[:, i]
   return out
+
+
+@functools.partial(jax.jit, static_argnames=('k', 'threads'))
+def _call_topk(q_packed, db_packed, *, k, threads):
+  shape = jax.ShapeDtypeStruct((q_packed.shape[0], k), jnp.int32)
+  return jax.ffi.ffi_call('hashjax_topk', (shape, shape))(q_packed, db_packed, threads=np.int64(threads))
+
+
+def topk(q_packed, db_packed, k: int):
+  """(distances, indices) int32 (nq, k) of the k nearest codes: ascending distance, ties by index."""
+  _require()
+  return _call_topk(np.asarray(q_packed, np.uint32), np.asarray(db_packed, np.uint32), k=int(k),
+                    threads=_threads())

@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from hashjax.retrieval import native
 from hashjax.retrieval.codes import num_words
 from hashjax.retrieval.hamming import hamming_block
 from hashjax.retrieval.per_query import _map_chunks
@@ -119,7 +120,8 @@ def _topk(q, db, valid, *, k, bits, db_chunk, query_chunk, mesh, axis):
 
 def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
                 db_chunk: int = 16384, query_chunk: int | None = None,
-                mesh: jax.sharding.Mesh | None = None, axis: str = "db"):
+                mesh: jax.sharding.Mesh | None = None, axis: str = "db",
+                impl: str = "auto"):
   """Exact k nearest database codes by Hamming distance.
 
   Args:
@@ -129,6 +131,9 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     db_chunk: database rows scanned per step (memory ~ query_chunk * db_chunk;
       rounded to a multiple of 32).
     mesh, axis: shard the database over ``mesh.shape[axis]`` devices.
+    impl: "xla" (the two passes above), "native" (the C++ kernel of
+      ``retrieval.native``, CPU, one device) or "auto": "native" without a
+      mesh on CPU when it compiles, else "xla". Both give the same answer.
   Returns:
     (distances int32 (nq, k), indices int32 (nq, k)); row order ascending
     distance, ties by ascending database index. Repeated query codes are
@@ -149,7 +154,18 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     raise ValueError(f"k must be in [1, {ndb}], got {k}")
   if ndb >= _BIG_IDX:
     raise ValueError("database too large for int32 indices")
+  if impl not in ("auto", "native", "xla"):
+    raise ValueError(f"impl must be 'auto', 'native' or 'xla', got {impl!r}")
+  if impl == "auto":
+    impl = ("native" if mesh is None and jax.default_backend() == "cpu"
+            and native.available()[0] else "xla")
+  if impl == "native" and mesh is not None:
+    raise ValueError("impl='native' searches one device; drop mesh or use impl='xla'")
   q, inverse = np.unique(q, axis=0, return_inverse=True)  # identical queries, identical answers
+  inverse = inverse.reshape(-1)
+  if impl == "native":
+    d, i = native.topk(q, db, k)
+    return d[inverse], i[inverse]
   ndev = 1 if mesh is None else mesh.shape[axis]
   per_dev = -(-ndb // ndev)
   chunk = -(-min(db_chunk, per_dev) // 32) * 32  # pack_bits: 32 items per word
@@ -164,5 +180,4 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     valid = jax.device_put(valid, NamedSharding(mesh, P(axis)))
   d, i = _topk(q, db, valid, k=int(k), bits=bits, db_chunk=chunk,
                query_chunk=query_chunk, mesh=mesh, axis=axis)
-  inverse = inverse.reshape(-1)
   return d[inverse], i[inverse]

@@ -15,10 +15,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "hamming.h"
+#include "parallel.h"
 
 namespace ffi = xla::ffi;
 
@@ -48,13 +49,7 @@ void distances(const Args& a, int64_t q, int g, uint16_t* code, int32_t* hist) {
     const uint32_t* x = a.dc + i * w;
     const uint32_t* xl = a.dl + i * lw;
     for (int k = 0; k < kGroup; ++k) {
-      int d = 0;
-      if (W == 2) {  // up to 64 bits: one 64-bit popcount
-        uint64_t u = (uint64_t{qc[k][0]} | uint64_t{qc[k][1]} << 32) ^ (uint64_t{x[0]} | uint64_t{x[1]} << 32);
-        d = __builtin_popcountll(u);
-      } else {
-        for (int64_t j = 0; j < w; ++j) d += __builtin_popcount(qc[k][j] ^ x[j]);
-      }
+      const int d = hamming<W>(qc[k], x, w);
       uint32_t r = 0;
       for (int64_t j = 0; j < lw; ++j) r |= ql[k][j] & xl[j];
       const uint16_t c = static_cast<uint16_t>(2 * d + (r != 0));
@@ -153,15 +148,7 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
          ap->typed_data(), ap_k->typed_data()};
   if (dd[1] != a.words || db_labels.dimensions()[1] != a.label_words || a.bins > 32768)
     return ffi::Error::InvalidArgument("stable_ap: mismatched code or label words, or bits > 32767");
-  // Whole groups per thread, so only the last range has a partial group.
-  const int64_t groups = (nq + kGroup - 1) / kGroup;
-  const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, groups));
-  std::vector<std::thread> pool;
-  for (int64_t i = 0; i < t; ++i) {
-    const int64_t q0 = std::min(nq, groups * i / t * kGroup), q1 = std::min(nq, groups * (i + 1) / t * kGroup);
-    if (q0 < q1) pool.emplace_back(run, std::cref(a), q0, q1);
-  }
-  for (auto& th : pool) th.join();
+  for_query_ranges(nq, kGroup, threads, [&a](int64_t q0, int64_t q1) { run(a, q0, q1); });
   return ffi::Error::Success();
 }
 
