@@ -57,8 +57,8 @@ def main(argv=None):
   parser.add_argument('workdir')
   parser.add_argument('--split', choices=('query', 'database'), default='query')
   args = parser.parse_args(argv)
-  _, _, params, _ = evaluate_run.load_run(args.workdir)
-  _, run, q, db, step = evaluate_run.encode_workdir(args.workdir)
+  config, run, params, step = evaluate_run.load_run(args.workdir)  # one build and restore
+  q, db = evaluate_run.encode_protocol(config, run, params)
   protocol = run.protocol
   index = protocol.query if args.split == 'query' else protocol.database
   codes = np.asarray(q if args.split == 'query' else db)

@@ -48,10 +48,16 @@ def encode_workdir(workdir: str):
   """(config, run, query codes, database codes, step) of the workdir's latest checkpoint;
   codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
   config, run, params, step = load_run(workdir)
+  q, db = encode_protocol(config, run, params)
+  return config, run, q, db, step
+
+
+def encode_protocol(config, run, params):
+  """(query codes, database codes) of `params`, real-valued, in the protocol's order."""
   protocol, bs = run.protocol, config.eval.batch_size
   q = evaluator.encode_set(run.encode, params, protocol.images, protocol.query, bs, run.data_sharding)
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
-  return config, run, q, db, step
+  return q, db
 
 
 def evaluate_workdir(workdir: str, tsne_sample: int = 2000) -> dict:

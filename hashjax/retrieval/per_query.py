@@ -187,15 +187,15 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   if ties == "stable" and stable_impl == "native":
     out = native.stable_stats(q_packed, q_labels, db_packed, db_labels,
                               bits=bits, ks=ks, pns=pns)
-    return finish_stats({k: np.asarray(v) for k, v in out.items()},
-                        radius=radius, ks=ks, pns=pns, ties=ties)
-  mode = "sort" if ties == "stable" and stable_impl == "sort" else "hist"
-  out = _xla_stats(q_packed, q_labels, db_packed, db_labels, bits=bits, ks=ks,
-                   pns=pns, radius=radius, chunk=chunk, mode=mode)
-  if ties == "stable" and stable_impl == "count":
-    out.update(_counting_stats(q_packed, q_labels, db_packed, db_labels,
-                               out["hist_all"], out["hist_rel"], ks=ks, pns=pns,
-                               chunk=equal_chunk(len(q_packed), lane_chunk)))
+  else:
+    mode = "sort" if ties == "stable" and stable_impl == "sort" else "hist"
+    out = _xla_stats(q_packed, q_labels, db_packed, db_labels, bits=bits,
+                     ks=ks, pns=pns, radius=radius, chunk=chunk, mode=mode)
+    if ties == "stable" and stable_impl == "count":
+      out.update(_counting_stats(q_packed, q_labels, db_packed, db_labels,
+                                 out["hist_all"], out["hist_rel"], ks=ks,
+                                 pns=pns,
+                                 chunk=equal_chunk(len(q_packed), lane_chunk)))
   return finish_stats({k: np.asarray(v) for k, v in out.items()},
                       radius=radius, ks=ks, pns=pns, ties=ties)
 
