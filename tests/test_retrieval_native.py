@@ -37,7 +37,7 @@ def _assert_same(got, want, keys=None):
 @pytest.mark.parametrize('multi', (False, True))
 def test_native_equals_counting_scan_and_sort(bits, multi):
   rng = np.random.default_rng(bits + 100 * multi)
-  args = _case(rng, 23, 401, bits, multi)  # 23 queries: partial groups of 4 on each thread
+  args = _case(rng, 23, 401, bits, multi)  # 23 queries: partial groups of 8 on each thread
   kw = dict(bits=bits, ks=(1, 10, 400, 1000), pns=(1, 7, 401), radius=2)
   got = per_query_stats(*args, stable_impl='native', **kw)
   count = per_query_stats(*args, stable_impl='count', **kw)
@@ -46,6 +46,28 @@ def test_native_equals_counting_scan_and_sort(bits, multi):
   _assert_same(got, count)
   _assert_same(got, sort, keys=sort.keys())
   assert got['ap'][0] == 0 and got['n_rel'][0] == 0
+
+
+@needs_kernel
+@pytest.mark.parametrize('bits', (31, 64, 96, 128))
+@pytest.mark.parametrize('multi', (False, True))
+def test_native_groups_that_share_a_label(bits, multi):
+  """Queries sorted by label run 8 at a time through the shared-relevance scan; the groups at class
+  boundaries, and the partial last group, through the per-query one. 96 bits: any code width."""
+  rng = np.random.default_rng(bits + multi)
+  nq, n = 45, 300
+  q = rng.choice(np.array([-1, 1], np.int8), size=(nq, bits))
+  db = rng.choice(np.array([-1, 1], np.int8), size=(n, bits))
+  db[::7] = q[3]  # ties at distance 0 for query 3
+  if multi:  # few distinct label rows, so groups share one
+    rows = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1]], np.float32)
+    ql, dl = rows[rng.integers(0, 3, nq)], (rng.random((n, 4)) < 0.4).astype(np.float32)
+  else:
+    ql, dl = rng.integers(0, 2, nq), rng.integers(0, 3, n)
+  args = check_inputs(pack_codes(q), ql, pack_codes(db), dl, bits)
+  kw = dict(bits=bits, ks=(1, 50, 300), pns=(1, 20, 299), radius=2)
+  _assert_same(per_query_stats(*args, stable_impl='native', **kw),
+               per_query_stats(*args, stable_impl='sort', **kw), keys=None)
 
 
 @needs_kernel

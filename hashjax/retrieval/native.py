@@ -105,14 +105,17 @@ def available() -> tuple[bool, str]:
 def pack_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
   """(n,) class ids or (n, C) multi-hot -> (n, ceil(C / 32)) uint32 words, bit c = label c."""
   labels = np.asarray(labels)
-  hot = np.zeros((len(labels), num_classes), bool)
-  if labels.ndim == 1:
-    hot[np.arange(len(labels)), labels] = True
-  else:
-    hot[:, :labels.shape[1]] = labels != 0
-  words = -(-num_classes // 32)
-  hot = np.pad(hot, ((0, 0), (0, 32 * words - num_classes))).reshape(len(labels), words, 32)
-  return (hot.astype(np.uint32) << np.arange(32, dtype=np.uint32)).sum(-1, dtype=np.uint32)
+  words = np.zeros((len(labels), -(-num_classes // 32)), np.uint32)
+  if labels.ndim == 1:  # one bit per row: no (n, C) intermediate
+    ids = labels.astype(np.int64)
+    words[np.arange(len(ids)), ids // 32] = np.left_shift(np.uint32(1), (ids % 32).astype(np.uint32))
+    return words
+  hot = labels[:, :num_classes] != 0
+  for w in range(words.shape[1]):
+    block = hot[:, 32 * w:32 * (w + 1)]
+    words[:, w] = (block.astype(np.uint32) << np.arange(block.shape[1], dtype=np.uint32)).sum(
+        -1, dtype=np.uint32)
+  return words
 
 
 def _threads() -> int:

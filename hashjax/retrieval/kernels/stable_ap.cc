@@ -1,137 +1,287 @@
-// Stable-tie retrieval statistics of packed Hamming codes, one fused CPU loop per query group.
+// Stable-tie retrieval statistics of packed Hamming codes: one pass over the database per group
+// of 8 queries.
 //
 // An XLA FFI custom call (hashjax/retrieval/native.py compiles and registers it). The same
-// counting as retrieval/stable_count.py, without XLA:CPU's per-(query, item) gather and scatter:
-//   pass 1  per item: d = popcount(q ^ x), rel = any(q_labels & x_labels); one uint16
-//           2 d + rel per (query, item) and a (distance, rel) histogram;
-//   pass 2  in database order: the stable rank of item j at distance b is
-//           pos_j = N0_b + (#items at b up to j), and the relevant items ranked at or before it
-//           rr_j = R0_b + (#relevant at b up to j) (N0_b, R0_b: counts at distances < b);
-//           (pos_j, rr_j) of the relevant items go to a buffer without a branch;
-//   pass 3  over that buffer: AP@all = sum rr/pos / R, AP@K and hits@N.
-// G queries share each pass over the database, so the G histogram and counter updates are
-// independent (no store-to-load chain when neighbouring items share a distance). Query ranges
-// are split across `threads` std::threads. Sums are double; outputs float32 / int32.
+// statistics as retrieval/stable_count.py, without XLA:CPU's per-(query, item) gather and scatter.
+// Under stable ties the rank of a relevant item j at distance b, and the relevant items ranked at
+// or before it, are
+//   pos_j = N0_b + (#items at b before j) + 1,   hits_j = R0_b + (#relevant at b before j) + 1
+// (N0_b, R0_b: counts at distances < b), so AP@all = sum_j hits_j / pos_j / R.
+//   scan    in database order, per (query, item): d = popcount(q ^ x), one counter per d that packs
+//           (d, #items, #relevant) is read, then bumped; the value read is the item's record. It
+//           goes to the query's next record slot, which advances only when the item is relevant
+//           (a write without a branch: relevance is random to the predictor);
+//   finish  per query, over its records only: N0 and R0 from the final counters, pos and hits
+//           of each record, AP@all, and AP@K and hits@N over the records ranked within the cut.
+// Queries are taken in order of their label rows, so most groups share one: then relevance is
+// one test per item for the whole group (scan_shared). Groups of 8 read the database once for 8
+// queries (at 1M items a group of 4 is bound by that read). Query ranges are split across
+// `threads` std::threads. Sums are double; outputs float32 / int32. Measured in BENCHMARKS.md.
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
-#include "hamming.h"
 #include "parallel.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int kGroup = 4;
+constexpr int kGroup = 8;
 
 struct Args {
   int64_t n, words, label_words, bins;  // database size, code words, label words, bits + 1
   const uint32_t *qc, *ql, *dc, *dl;
   std::vector<int64_t> ks, pns;
+  std::vector<int64_t> order;  // queries sorted by label row: a group of 8 mostly shares one
   int32_t *hist_all, *hist_rel, *n_rel_k, *hits_n;
   float *ap, *ap_k;
 };
 
-// Pass 1 for queries q .. q + kGroup - 1 (rows past `g` repeat query q; their results are dropped).
-template <int W, int LW>
-void distances(const Args& a, int64_t q, int g, uint16_t* code, int32_t* hist) {
-  const int64_t w = W ? W : a.words, lw = LW ? LW : a.label_words;
-  const uint32_t* qc[kGroup];
-  const uint32_t* ql[kGroup];
-  for (int k = 0; k < kGroup; ++k) {
-    qc[k] = a.qc + (q + (k < g ? k : 0)) * w;
-    ql[k] = a.ql + (q + (k < g ? k : 0)) * lw;
+// Codes and labels of one item, read once per item for the whole group. Fixed<W>: W uint32 code
+// words (1, 2 or 4) in uint64 registers and one label word (up to 32 classes), the common cases;
+// Any: any number of words, read in place.
+template <int W>
+struct Fixed {
+  static constexpr int64_t kBins = 32 * W + 1;  // counters per query, a constant: one base register
+  struct Item {
+    uint64_t u[(W + 1) / 2];
+    uint32_t label;
+  };
+  static Item item(const uint32_t* code, const uint32_t* label, int64_t, int64_t, int64_t i) {
+    Item it{};
+    std::memcpy(it.u, code + i * W, 4 * W);
+    it.label = label[i];
+    return it;
   }
-  for (int64_t i = 0; i < a.n; ++i) {
-    const uint32_t* x = a.dc + i * w;
-    const uint32_t* xl = a.dl + i * lw;
-    for (int k = 0; k < kGroup; ++k) {
-      const int d = hamming<W>(qc[k], x, w);
-      uint32_t r = 0;
-      for (int64_t j = 0; j < lw; ++j) r |= ql[k][j] & xl[j];
-      const uint16_t c = static_cast<uint16_t>(2 * d + (r != 0));
-      code[k * a.n + i] = c;
-      hist[k * 2 * a.bins + c] += 1;
+  static int distance(const Item& a, const Item& b, int64_t) {
+    int d = 0;
+    for (int j = 0; j < (W + 1) / 2; ++j) d += __builtin_popcountll(a.u[j] ^ b.u[j]);
+    return d;
+  }
+  static bool relevant(const Item& a, const Item& b, int64_t) { return (a.label & b.label) != 0; }
+};
+
+struct Any {
+  static constexpr int64_t kBins = 0;  // bits + 1 at run time
+  struct Item {
+    const uint32_t *code, *label;
+  };
+  static Item item(const uint32_t* code, const uint32_t* label, int64_t w, int64_t lw, int64_t i) {
+    return {code + i * w, label + i * lw};
+  }
+  static int distance(const Item& a, const Item& b, int64_t w) {
+    int d = 0;
+    for (int64_t j = 0; j < w; ++j) d += __builtin_popcount(a.code[j] ^ b.code[j]);
+    return d;
+  }
+  static bool relevant(const Item& a, const Item& b, int64_t lw) {
+    uint32_t r = 0;
+    for (int64_t j = 0; j < lw; ++j) r |= a.label[j] & b.label[j];
+    return r != 0;
+  }
+};
+
+// Each counter packs d << 48 | (items at d) << 24 | (relevant items at d); the value read before
+// an item is its record, and one lea adds 1 << 24 + rel. 24-bit counts: below 2^24 items.
+constexpr int kCountBits = 24;
+constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
+
+// One query of a group: its code and labels, and its next record slot.
+template <class C>
+struct Lane {
+  typename C::Item q;
+  uint64_t* __restrict next;
+  int64_t w, lw;
+  void step(const typename C::Item& x, uint64_t* __restrict counter) {
+    const uint64_t rel = C::relevant(q, x, lw);
+    uint64_t& c = counter[C::distance(q, x, w)];
+    *next = c;
+    c += (uint64_t{1} << kCountBits) + rel;
+    next += rel;
+  }
+};
+
+// Records of queries qs[0 .. kGroup): lane k's m[k] records at rec + k * stride, its counters at
+// counter + k * bins.
+template <class C>
+void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, uint64_t* rec,
+          int64_t stride, int64_t* m) {
+  static_assert(kGroup == 8, "scan names its eight lanes");
+  const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
+  Lane<C> lane[kGroup];
+  for (int k = 0; k < kGroup; ++k) {
+    for (int64_t d = 0; d < nb; ++d) counter[k * nb + d] = uint64_t(d) << 2 * kCountBits;
+    lane[k] = {C::item(a.qc, a.ql, w, lw, qs[k]), rec + k * stride, w, lw};
+  }
+  // Named copies rather than an array, so that the compiler keeps the lanes in registers.
+  Lane<C> l0 = lane[0], l1 = lane[1], l2 = lane[2], l3 = lane[3], l4 = lane[4], l5 = lane[5],
+          l6 = lane[6], l7 = lane[7];
+  const uint32_t* __restrict dc = a.dc;
+  const uint32_t* __restrict dl = a.dl;
+  uint64_t* __restrict c = counter;
+  for (int64_t i = 0, n = a.n; i < n; ++i) {
+    const auto x = C::item(dc, dl, w, lw, i);
+    l0.step(x, c), l1.step(x, c + nb), l2.step(x, c + 2 * nb), l3.step(x, c + 3 * nb);
+    l4.step(x, c + 4 * nb), l5.step(x, c + 5 * nb), l6.step(x, c + 6 * nb), l7.step(x, c + 7 * nb);
+  }
+  // (No pointers to the lanes: an address taken keeps a lane in memory.)
+  const uint64_t* next[kGroup] = {l0.next, l1.next, l2.next, l3.next, l4.next, l5.next, l6.next, l7.next};
+  for (int k = 0; k < kGroup; ++k) m[k] = next[k] - (rec + k * stride);
+}
+
+// The same for queries that share one label row: relevance is one test per item for the whole
+// group, and the lanes' records advance together (record j of lane k at rec[j * kGroup + k]),
+// which takes a third of the work per (query, item) off the loop. Returns the records per lane.
+template <class C>
+int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict counter,
+                    uint64_t* __restrict rec) {
+  static_assert(kGroup == 8, "scan_shared names its eight queries");
+  const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
+  for (int64_t j = 0; j < kGroup * nb; ++j) counter[j] = uint64_t(j % nb) << 2 * kCountBits;
+  const auto item = [&](int k) { return C::item(a.qc, a.ql, w, lw, qs[k]); };
+  const typename C::Item q0 = item(0), q1 = item(1), q2 = item(2), q3 = item(3), q4 = item(4),
+                         q5 = item(5), q6 = item(6), q7 = item(7);
+  const uint32_t* __restrict dc = a.dc;
+  const uint32_t* __restrict dl = a.dl;
+  uint64_t* __restrict c = counter;
+  uint64_t* __restrict r = rec;
+  for (int64_t i = 0, n = a.n; i < n; ++i) {
+    const auto x = C::item(dc, dl, w, lw, i);
+    const uint64_t rel = C::relevant(q0, x, lw), add = (uint64_t{1} << kCountBits) + rel;
+    const auto put = [&](const typename C::Item& q, int k) {
+      uint64_t& counted = c[k * nb + C::distance(q, x, w)];
+      r[k] = counted;
+      counted += add;
+    };
+    put(q0, 0), put(q1, 1), put(q2, 2), put(q3, 3), put(q4, 4), put(q5, 5), put(q6, 6), put(q7, 7);
+    r += rel * kGroup;
+  }
+  return (r - rec) / kGroup;
+}
+
+// Sum of hits[j] / pos[j] over j < m, in four partial sums (the divisions and adds overlap).
+double precision_sum(const int32_t* hits, const int32_t* pos, int64_t m) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 4 <= m; j += 4)
+    for (int u = 0; u < 4; ++u) s[u] += static_cast<double>(hits[j + u]) / pos[j + u];
+  for (; j < m; ++j) s[0] += static_cast<double>(hits[j]) / pos[j];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// Scratch of one thread for `finish`.
+struct Work {
+  static constexpr int64_t kBlock = 512;  // records at a time: the block stays in L2, pos and hits in L1
+  std::vector<int32_t> n0, r0;  // per query: 1 + items / relevant items at smaller distances
+  std::vector<int32_t> pos = std::vector<int32_t>(kBlock), hits = pos;  // per record of a block
+  std::vector<int32_t> top_pos, top_hits;  // the records ranked within the cut
+};
+
+// Statistics of queries qs[0 .. g) from their m[k] records (in database order; record j of query
+// k at rec[j * step + k * lane_step]) and their counters (counter + k * nb). In memory order, a
+// block of records at a time: each relevant item's rank and hits (and a copy, without a branch,
+// of those ranked within the largest K or N), then their precisions summed; AP@K and hits@N last,
+// over the few copied.
+void finish(const Args& a, const int64_t* qs, int g, const uint64_t* rec, int64_t step,
+            int64_t lane_step, const int64_t* m, const uint64_t* counter, int64_t nb, Work& w) {
+  const int64_t bins = a.bins, nk = a.ks.size(), npn = a.pns.size(), kb = Work::kBlock;
+  w.n0.resize(g * bins), w.r0.resize(g * bins);
+  for (int k = 0; k < g; ++k) {
+    int32_t below = 0, below_rel = 0;
+    for (int64_t b = 0; b < bins; ++b) {
+      const uint64_t c = counter[k * nb + b];
+      const int32_t all = c >> kCountBits & kCountMask, rel = c & kCountMask;
+      a.hist_all[qs[k] * bins + b] = all;
+      a.hist_rel[qs[k] * bins + b] = rel;
+      w.n0[k * bins + b] = below + 1;
+      w.r0[k * bins + b] = below_rel + 1;
+      below += all;
+      below_rel += rel;
+    }
+  }
+  int64_t cut = 0;
+  for (int64_t k : a.ks) cut = std::max(cut, k);
+  for (int64_t k : a.pns) cut = std::max(cut, k);
+  const int64_t n = *std::max_element(m, m + g);  // records per query, at most
+  const int64_t tn = std::min(n, cut) + 1;           // ranks <= cut are distinct, + 1 spare slot
+  if (static_cast<int64_t>(w.top_pos.size()) < g * tn) w.top_pos.resize(g * tn), w.top_hits.resize(g * tn);
+  int64_t top[kGroup] = {0};
+  double sum[kGroup] = {0};
+  for (int64_t j0 = 0; j0 < n; j0 += kb)  // a block of records is read by each query in turn
+    for (int k = 0; k < g; ++k) {
+      const int64_t j1 = std::min(m[k], j0 + kb);
+      const uint64_t* __restrict r = rec + k * lane_step;
+      const int32_t* __restrict n0 = w.n0.data() + k * bins;
+      const int32_t* __restrict r0 = w.r0.data() + k * bins;
+      int32_t* __restrict pos = w.pos.data();
+      int32_t* __restrict hits = w.hits.data();
+      int32_t* __restrict top_pos = w.top_pos.data() + k * tn;
+      int32_t* __restrict top_hits = w.top_hits.data() + k * tn;
+      int64_t t = top[k];
+      for (int64_t j = j0; j < j1; ++j) {
+        const uint64_t x = r[j * step];
+        const int64_t d = x >> 2 * kCountBits;
+        const int32_t p = n0[d] + static_cast<int32_t>(x >> kCountBits & kCountMask);
+        const int32_t h = r0[d] + static_cast<int32_t>(x & kCountMask);
+        pos[j - j0] = p, hits[j - j0] = h;
+        top_pos[t] = p, top_hits[t] = h;
+        t += p <= cut;
+      }
+      top[k] = t;
+      sum[k] += precision_sum(hits, pos, std::max<int64_t>(0, j1 - j0));
+    }
+  for (int k = 0; k < g; ++k) {
+    const int64_t qi = qs[k];
+    a.ap[qi] = static_cast<float>(m[k] ? sum[k] / m[k] : 0.0);
+    const int32_t* tp = w.top_pos.data() + k * tn;
+    const int32_t* th = w.top_hits.data() + k * tn;
+    for (int64_t t = 0; t < nk; ++t) {
+      double s = 0;
+      int32_t in = 0;
+      for (int64_t j = 0; j < top[k]; ++j)
+        if (tp[j] <= a.ks[t]) s += static_cast<double>(th[j]) / tp[j], ++in;
+      a.ap_k[qi * nk + t] = static_cast<float>(in ? s / in : 0.0);
+      a.n_rel_k[qi * nk + t] = in;
+    }
+    for (int64_t t = 0; t < npn; ++t) {
+      int32_t in = 0;
+      for (int64_t j = 0; j < top[k]; ++j) in += tp[j] <= a.pns[t];
+      a.hits_n[qi * npn + t] = in;
     }
   }
 }
 
+template <class C>
 void run(const Args& a, int64_t q0, int64_t q1) {
-  const int64_t n = a.n, nb = a.bins, nk = a.ks.size(), npn = a.pns.size();
-  std::vector<uint16_t> code(kGroup * n);
-  std::vector<int32_t> hist(kGroup * 2 * nb), pos(kGroup * nb), rr(kGroup * nb);
-  std::vector<int32_t> rel_pos, rel_rr;
+  const int64_t nb = C::kBins ? C::kBins : a.bins;  // counters per query
+  const int64_t stride = a.n + 1;                   // + 1: the slot non-relevant items write last
+  std::vector<uint64_t> counter(kGroup * nb);
+  // Not zeroed: pages are touched only as records land (a tenth of the database, say), not all.
+  const std::unique_ptr<uint64_t[]> rec(new uint64_t[kGroup * stride]);
+  Work work;
+  int64_t m[kGroup], qs[kGroup];
   for (int64_t q = q0; q < q1; q += kGroup) {
     const int g = static_cast<int>(std::min<int64_t>(kGroup, q1 - q));
-    std::fill(hist.begin(), hist.end(), 0);
-    if (a.words == 2 && a.label_words == 1) distances<2, 1>(a, q, g, code.data(), hist.data());
-    else if (a.words == 1 && a.label_words == 1) distances<1, 1>(a, q, g, code.data(), hist.data());
-    else distances<0, 0>(a, q, g, code.data(), hist.data());
-
-    int64_t most_rel = 0;
-    for (int k = 0; k < kGroup; ++k) {
-      const int32_t* h = hist.data() + k * 2 * nb;
-      int32_t below = 0, below_rel = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        pos[k * nb + b] = below;
-        rr[k * nb + b] = below_rel;
-        below += h[2 * b] + h[2 * b + 1];
-        below_rel += h[2 * b + 1];
-        if (k < g) {
-          a.hist_all[(q + k) * nb + b] = h[2 * b] + h[2 * b + 1];
-          a.hist_rel[(q + k) * nb + b] = h[2 * b + 1];
-        }
-      }
-      most_rel = std::max<int64_t>(most_rel, below_rel);
-    }
-    if (static_cast<int64_t>(rel_pos.size()) < kGroup * (most_rel + 1)) {
-      rel_pos.resize(kGroup * (most_rel + 1));
-      rel_rr.resize(kGroup * (most_rel + 1));
-    }
-    const int64_t stride = most_rel + 1;  // slot `stride - 1` takes the non-relevant writes
-
-    int64_t m[kGroup] = {0};
-    for (int64_t i = 0; i < n; ++i) {
-      for (int k = 0; k < kGroup; ++k) {
-        const uint16_t c = code[k * n + i];
-        const int d = c >> 1, rel = c & 1;
-        const int32_t p = ++pos[k * nb + d];
-        const int32_t h = (rr[k * nb + d] += rel);
-        const int64_t slot = k * stride + (rel ? m[k] : stride - 1);
-        rel_pos[slot] = p;
-        rel_rr[slot] = h;
-        m[k] += rel;
-      }
-    }
-
-    for (int k = 0; k < g; ++k) {
-      const int32_t* pp = rel_pos.data() + k * stride;
-      const int32_t* hp = rel_rr.data() + k * stride;
-      double sum = 0;
-      for (int64_t j = 0; j < m[k]; ++j) sum += static_cast<double>(hp[j]) / pp[j];
-      a.ap[q + k] = static_cast<float>(m[k] ? sum / m[k] : 0.0);
-      for (int64_t t = 0; t < nk; ++t) {
-        double s = 0;
-        int32_t cnt = 0;
-        for (int64_t j = 0; j < m[k]; ++j) {
-          const bool in = pp[j] <= a.ks[t];
-          s += in ? static_cast<double>(hp[j]) / pp[j] : 0.0;
-          cnt += in;
-        }
-        a.ap_k[(q + k) * nk + t] = static_cast<float>(cnt ? s / cnt : 0.0);
-        a.n_rel_k[(q + k) * nk + t] = cnt;
-      }
-      for (int64_t t = 0; t < npn; ++t) {
-        int32_t cnt = 0;
-        for (int64_t j = 0; j < m[k]; ++j) cnt += pp[j] <= a.pns[t];
-        a.hits_n[(q + k) * npn + t] = cnt;
-      }
+    for (int k = 0; k < kGroup; ++k) qs[k] = a.order[q + (k < g ? k : 0)];  // padding repeats q
+    bool shared = true;
+    for (int k = 1; k < g; ++k)
+      shared &= std::equal(a.ql + qs[k] * a.label_words, a.ql + (qs[k] + 1) * a.label_words,
+                           a.ql + qs[0] * a.label_words);
+    if (shared) {
+      std::fill(m, m + kGroup, scan_shared<C>(a, qs, counter.data(), rec.get()));
+      finish(a, qs, g, rec.get(), kGroup, 1, m, counter.data(), nb, work);
+    } else {
+      scan<C>(a, qs, counter.data(), rec.get(), stride, m);
+      finish(a, qs, g, rec.get(), 1, stride, m, counter.data(), nb, work);
     }
   }
 }
+
 
 ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_labels,
                         ffi::Buffer<ffi::U32> db_codes, ffi::Buffer<ffi::U32> db_labels,
@@ -144,11 +294,25 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
   Args a{dd[0], qd[1], q_labels.dimensions()[1], hist_all->dimensions()[1],
          q_codes.typed_data(), q_labels.typed_data(), db_codes.typed_data(), db_labels.typed_data(),
          std::vector<int64_t>(ks.begin(), ks.end()), std::vector<int64_t>(pns.begin(), pns.end()),
-         hist_all->typed_data(), hist_rel->typed_data(), n_rel_k->typed_data(), hits_n->typed_data(),
+         std::vector<int64_t>(nq), hist_all->typed_data(), hist_rel->typed_data(), n_rel_k->typed_data(), hits_n->typed_data(),
          ap->typed_data(), ap_k->typed_data()};
-  if (dd[1] != a.words || db_labels.dimensions()[1] != a.label_words || a.bins > 32768)
-    return ffi::Error::InvalidArgument("stable_ap: mismatched code or label words, or bits > 32767");
-  for_query_ranges(nq, kGroup, threads, [&a](int64_t q0, int64_t q1) { run(a, q0, q1); });
+  if (dd[1] != a.words || db_labels.dimensions()[1] != a.label_words ||
+      a.n > static_cast<int64_t>(kCountMask) || a.bins > 65536)
+    return ffi::Error::InvalidArgument(
+        "stable_ap: mismatched code or label words, 2^24 items or more, or bits > 65535");
+  // Queries in order of their label rows, so that most groups share one (scan_shared).
+  for (int64_t i = 0; i < nq; ++i) a.order[i] = i;
+  const uint32_t* ql = a.ql;
+  const int64_t lw = a.label_words;
+  std::stable_sort(a.order.begin(), a.order.end(), [ql, lw](int64_t x, int64_t y) {
+    return std::lexicographical_compare(ql + x * lw, ql + (x + 1) * lw, ql + y * lw, ql + (y + 1) * lw);
+  });
+  const bool one_label = a.label_words == 1;
+  auto range = one_label && a.words == 1   ? run<Fixed<1>>
+               : one_label && a.words == 2 ? run<Fixed<2>>
+               : one_label && a.words == 4 ? run<Fixed<4>>
+                                           : run<Any>;
+  for_query_ranges(nq, kGroup, threads, [&a, range](int64_t q0, int64_t q1) { range(a, q0, q1); });
   return ffi::Error::Success();
 }
 
