@@ -114,7 +114,7 @@ def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
 
 
 @needs_kernel
-@pytest.mark.parametrize('bits', (1, 31, 33, 64, 128))
+@pytest.mark.parametrize('bits', (1, 31, 33, 64, 96, 128, 300))  # 96: any width; 300: uint16 rows
 def test_native_topk_equals_xla_topk_and_a_stable_argsort(bits):
   rng = np.random.default_rng(bits)
   q = rng.choice(np.array([-1, 1], np.int8), size=(23, bits))

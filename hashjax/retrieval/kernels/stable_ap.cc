@@ -20,11 +20,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
+#include "hamming.h"
 #include "parallel.h"
 
 namespace ffi = xla::ffi;
@@ -42,42 +42,30 @@ struct Args {
   float *ap, *ap_k;
 };
 
-// Codes and labels of one item, read once per item for the whole group. Fixed<W>: W uint32 code
-// words (1, 2 or 4) in uint64 registers and one label word (up to 32 classes), the common cases;
-// Any: any number of words, read in place.
-template <int W>
-struct Fixed {
-  static constexpr int64_t kBins = 32 * W + 1;  // counters per query, a constant: one base register
+// Code and labels of one item, read once per item for the whole group: one label word (up to 32
+// classes; OneWord) or any number (Words). C is a Code<W> of hamming.h.
+template <class C>
+struct OneWord {
+  static constexpr int64_t kBins = C::kBins;
   struct Item {
-    uint64_t u[(W + 1) / 2];
+    C code;
     uint32_t label;
   };
-  static Item item(const uint32_t* code, const uint32_t* label, int64_t, int64_t, int64_t i) {
-    Item it{};
-    std::memcpy(it.u, code + i * W, 4 * W);
-    it.label = label[i];
-    return it;
-  }
-  static int distance(const Item& a, const Item& b, int64_t) {
-    int d = 0;
-    for (int j = 0; j < (W + 1) / 2; ++j) d += __builtin_popcountll(a.u[j] ^ b.u[j]);
-    return d;
+  static Item item(const uint32_t* code, const uint32_t* label, int64_t w, int64_t, int64_t i) {
+    return {C::at(code, w, i), label[i]};
   }
   static bool relevant(const Item& a, const Item& b, int64_t) { return (a.label & b.label) != 0; }
 };
 
-struct Any {
-  static constexpr int64_t kBins = 0;  // bits + 1 at run time
+template <class C>
+struct Words {
+  static constexpr int64_t kBins = C::kBins;
   struct Item {
-    const uint32_t *code, *label;
+    C code;
+    const uint32_t* label;
   };
   static Item item(const uint32_t* code, const uint32_t* label, int64_t w, int64_t lw, int64_t i) {
-    return {code + i * w, label + i * lw};
-  }
-  static int distance(const Item& a, const Item& b, int64_t w) {
-    int d = 0;
-    for (int64_t j = 0; j < w; ++j) d += __builtin_popcount(a.code[j] ^ b.code[j]);
-    return d;
+    return {C::at(code, w, i), label + i * lw};
   }
   static bool relevant(const Item& a, const Item& b, int64_t lw) {
     uint32_t r = 0;
@@ -99,7 +87,7 @@ struct Lane {
   int64_t w, lw;
   void step(const typename C::Item& x, uint64_t* __restrict counter) {
     const uint64_t rel = C::relevant(q, x, lw);
-    uint64_t& c = counter[C::distance(q, x, w)];
+    uint64_t& c = counter[q.code.distance(x.code, w)];
     *next = c;
     c += (uint64_t{1} << kCountBits) + rel;
     next += rel;
@@ -154,7 +142,7 @@ int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict count
     const auto x = C::item(dc, dl, w, lw, i);
     const uint64_t rel = C::relevant(q0, x, lw), add = (uint64_t{1} << kCountBits) + rel;
     const auto put = [&](const typename C::Item& q, int k) {
-      uint64_t& counted = c[k * nb + C::distance(q, x, w)];
+      uint64_t& counted = c[k * nb + q.code.distance(x.code, w)];
       r[k] = counted;
       counted += add;
     };
@@ -307,11 +295,12 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
   std::stable_sort(a.order.begin(), a.order.end(), [ql, lw](int64_t x, int64_t y) {
     return std::lexicographical_compare(ql + x * lw, ql + (x + 1) * lw, ql + y * lw, ql + (y + 1) * lw);
   });
-  const bool one_label = a.label_words == 1;
-  auto range = one_label && a.words == 1   ? run<Fixed<1>>
-               : one_label && a.words == 2 ? run<Fixed<2>>
-               : one_label && a.words == 4 ? run<Fixed<4>>
-                                           : run<Any>;
+  const bool one = a.label_words == 1;
+  auto range = one && a.words == 1   ? run<OneWord<Code<1>>>
+               : one && a.words == 2 ? run<OneWord<Code<2>>>
+               : one && a.words == 4 ? run<OneWord<Code<4>>>
+               : one                 ? run<OneWord<Code<0>>>
+                                     : run<Words<Code<0>>>;
   for_query_ranges(nq, kGroup, threads, [&a, range](int64_t q0, int64_t q1) { range(a, q0, q1); });
   return ffi::Error::Success();
 }
