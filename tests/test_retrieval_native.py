@@ -49,11 +49,12 @@ def test_native_equals_counting_scan_and_sort(bits, multi):
 
 
 @needs_kernel
-@pytest.mark.parametrize('bits', (31, 64, 96, 128))
+@pytest.mark.parametrize('bits', (31, 64, 96, 128, 300))
 @pytest.mark.parametrize('multi', (False, True))
 def test_native_groups_that_share_a_label(bits, multi):
   """Queries sorted by label run 8 at a time through the shared-relevance scan; the groups at class
-  boundaries, and the partial last group, through the per-query one. 96 bits: any code width."""
+  boundaries, and the partial last group, through the per-query one. 96 bits: any code width;
+  300 bits: uint64 records."""
   rng = np.random.default_rng(bits + multi)
   nq, n = 45, 300
   q = rng.choice(np.array([-1, 1], np.int8), size=(nq, bits))

@@ -74,21 +74,24 @@ struct Words {
   }
 };
 
-// Each counter packs d << 48 | (items at d) << 24 | (relevant items at d); the value read before
-// an item is its record, and one lea adds 1 << 24 + rel. 24-bit counts: below 2^24 items.
+// Each counter packs d << 48 | (items at d) << 24 | (relevant items at d), so one lea adds
+// 1 << 24 + rel. The record of an item is the counter read before it, shifted: d << 24 | (items at
+// d before it), a uint32 R for codes below 256 bits (half the memory traffic at 1M items), else
+// uint64. Its relevant items at d before it are counted again in `finish`. 24-bit counts: below
+// 2^24 items.
 constexpr int kCountBits = 24;
 constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
 
 // One query of a group: its code and labels, and its next record slot.
-template <class C>
+template <class C, class R>
 struct Lane {
   typename C::Item q;
-  uint64_t* __restrict next;
+  R* __restrict next;
   int64_t w, lw;
   void step(const typename C::Item& x, uint64_t* __restrict counter) {
     const uint64_t rel = C::relevant(q, x, lw);
     uint64_t& c = counter[q.code.distance(x.code, w)];
-    *next = c;
+    *next = static_cast<R>(c >> kCountBits);
     c += (uint64_t{1} << kCountBits) + rel;
     next += rel;
   }
@@ -96,18 +99,18 @@ struct Lane {
 
 // Records of queries qs[0 .. kGroup): lane k's m[k] records at rec + k * stride, its counters at
 // counter + k * bins.
-template <class C>
-void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, uint64_t* rec,
+template <class C, class R>
+void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, R* rec,
           int64_t stride, int64_t* m) {
   static_assert(kGroup == 8, "scan names its eight lanes");
   const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
-  Lane<C> lane[kGroup];
+  Lane<C, R> lane[kGroup];
   for (int k = 0; k < kGroup; ++k) {
     for (int64_t d = 0; d < nb; ++d) counter[k * nb + d] = uint64_t(d) << 2 * kCountBits;
     lane[k] = {C::item(a.qc, a.ql, w, lw, qs[k]), rec + k * stride, w, lw};
   }
   // Named copies rather than an array, so that the compiler keeps the lanes in registers.
-  Lane<C> l0 = lane[0], l1 = lane[1], l2 = lane[2], l3 = lane[3], l4 = lane[4], l5 = lane[5],
+  Lane<C, R> l0 = lane[0], l1 = lane[1], l2 = lane[2], l3 = lane[3], l4 = lane[4], l5 = lane[5],
           l6 = lane[6], l7 = lane[7];
   const uint32_t* __restrict dc = a.dc;
   const uint32_t* __restrict dl = a.dl;
@@ -118,16 +121,17 @@ void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, uint64
     l4.step(x, c + 4 * nb), l5.step(x, c + 5 * nb), l6.step(x, c + 6 * nb), l7.step(x, c + 7 * nb);
   }
   // (No pointers to the lanes: an address taken keeps a lane in memory.)
-  const uint64_t* next[kGroup] = {l0.next, l1.next, l2.next, l3.next, l4.next, l5.next, l6.next, l7.next};
+  const R* next[kGroup] = {l0.next, l1.next, l2.next, l3.next, l4.next, l5.next, l6.next, l7.next};
   for (int k = 0; k < kGroup; ++k) m[k] = next[k] - (rec + k * stride);
 }
 
 // The same for queries that share one label row: relevance is one test per item for the whole
-// group, and the lanes' records advance together (record j of lane k at rec[j * kGroup + k]),
-// which takes a third of the work per (query, item) off the loop. Returns the records per lane.
-template <class C>
+// group, and the lanes' records advance together (record j of lane k at rec[j * kGroup + k]).
+// A branch on it pays here (one mispredict per relevant item, not one per query): an item that is
+// not relevant only bumps its counters, without reading them. Returns the records per lane.
+template <class C, class R>
 int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict counter,
-                    uint64_t* __restrict rec) {
+                    R* __restrict rec) {
   static_assert(kGroup == 8, "scan_shared names its eight queries");
   const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
   for (int64_t j = 0; j < kGroup * nb; ++j) counter[j] = uint64_t(j % nb) << 2 * kCountBits;
@@ -137,17 +141,25 @@ int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict count
   const uint32_t* __restrict dc = a.dc;
   const uint32_t* __restrict dl = a.dl;
   uint64_t* __restrict c = counter;
-  uint64_t* __restrict r = rec;
+  R* __restrict r = rec;
   for (int64_t i = 0, n = a.n; i < n; ++i) {
     const auto x = C::item(dc, dl, w, lw, i);
-    const uint64_t rel = C::relevant(q0, x, lw), add = (uint64_t{1} << kCountBits) + rel;
-    const auto put = [&](const typename C::Item& q, int k) {
-      uint64_t& counted = c[k * nb + q.code.distance(x.code, w)];
-      r[k] = counted;
-      counted += add;
+    const auto count = [&](const typename C::Item& q, int k) {
+      c[k * nb + q.code.distance(x.code, w)] += uint64_t{1} << kCountBits;
     };
-    put(q0, 0), put(q1, 1), put(q2, 2), put(q3, 3), put(q4, 4), put(q5, 5), put(q6, 6), put(q7, 7);
-    r += rel * kGroup;
+    const auto record = [&](const typename C::Item& q, int k) {
+      uint64_t& counted = c[k * nb + q.code.distance(x.code, w)];
+      r[k] = static_cast<R>(counted >> kCountBits);
+      counted += (uint64_t{1} << kCountBits) + 1;
+    };
+    if (C::relevant(q0, x, lw)) {
+      record(q0, 0), record(q1, 1), record(q2, 2), record(q3, 3), record(q4, 4), record(q5, 5),
+          record(q6, 6), record(q7, 7);
+      r += kGroup;
+    } else {
+      count(q0, 0), count(q1, 1), count(q2, 2), count(q3, 3), count(q4, 4), count(q5, 5),
+          count(q6, 6), count(q7, 7);
+    }
   }
   return (r - rec) / kGroup;
 }
@@ -165,7 +177,8 @@ double precision_sum(const int32_t* hits, const int32_t* pos, int64_t m) {
 // Scratch of one thread for `finish`.
 struct Work {
   static constexpr int64_t kBlock = 512;  // records at a time: the block stays in L2, pos and hits in L1
-  std::vector<int32_t> n0, r0;  // per query: 1 + items / relevant items at smaller distances
+  std::vector<int32_t> n0;    // per query and distance: 1 + items at smaller distances
+  std::vector<int32_t> seen;  // ... 1 + relevant items at smaller distances or met so far
   std::vector<int32_t> pos = std::vector<int32_t>(kBlock), hits = pos;  // per record of a block
   std::vector<int32_t> top_pos, top_hits;  // the records ranked within the cut
 };
@@ -175,10 +188,11 @@ struct Work {
 // block of records at a time: each relevant item's rank and hits (and a copy, without a branch,
 // of those ranked within the largest K or N), then their precisions summed; AP@K and hits@N last,
 // over the few copied.
-void finish(const Args& a, const int64_t* qs, int g, const uint64_t* rec, int64_t step,
+template <class R>
+void finish(const Args& a, const int64_t* qs, int g, const R* rec, int64_t step,
             int64_t lane_step, const int64_t* m, const uint64_t* counter, int64_t nb, Work& w) {
   const int64_t bins = a.bins, nk = a.ks.size(), npn = a.pns.size(), kb = Work::kBlock;
-  w.n0.resize(g * bins), w.r0.resize(g * bins);
+  w.n0.resize(g * bins), w.seen.resize(g * bins);
   for (int k = 0; k < g; ++k) {
     int32_t below = 0, below_rel = 0;
     for (int64_t b = 0; b < bins; ++b) {
@@ -187,7 +201,7 @@ void finish(const Args& a, const int64_t* qs, int g, const uint64_t* rec, int64_
       a.hist_all[qs[k] * bins + b] = all;
       a.hist_rel[qs[k] * bins + b] = rel;
       w.n0[k * bins + b] = below + 1;
-      w.r0[k * bins + b] = below_rel + 1;
+      w.seen[k * bins + b] = below_rel + 1;
       below += all;
       below_rel += rel;
     }
@@ -203,19 +217,18 @@ void finish(const Args& a, const int64_t* qs, int g, const uint64_t* rec, int64_
   for (int64_t j0 = 0; j0 < n; j0 += kb)  // a block of records is read by each query in turn
     for (int k = 0; k < g; ++k) {
       const int64_t j1 = std::min(m[k], j0 + kb);
-      const uint64_t* __restrict r = rec + k * lane_step;
+      const R* __restrict r = rec + k * lane_step;
       const int32_t* __restrict n0 = w.n0.data() + k * bins;
-      const int32_t* __restrict r0 = w.r0.data() + k * bins;
+      int32_t* __restrict seen = w.seen.data() + k * bins;
       int32_t* __restrict pos = w.pos.data();
       int32_t* __restrict hits = w.hits.data();
       int32_t* __restrict top_pos = w.top_pos.data() + k * tn;
       int32_t* __restrict top_hits = w.top_hits.data() + k * tn;
       int64_t t = top[k];
       for (int64_t j = j0; j < j1; ++j) {
-        const uint64_t x = r[j * step];
-        const int64_t d = x >> 2 * kCountBits;
-        const int32_t p = n0[d] + static_cast<int32_t>(x >> kCountBits & kCountMask);
-        const int32_t h = r0[d] + static_cast<int32_t>(x & kCountMask);
+        const R x = r[j * step];
+        const int64_t d = x >> kCountBits;
+        const int32_t p = n0[d] + static_cast<int32_t>(x & kCountMask), h = seen[d]++;
         pos[j - j0] = p, hits[j - j0] = h;
         top_pos[t] = p, top_hits[t] = h;
         t += p <= cut;
@@ -244,13 +257,13 @@ void finish(const Args& a, const int64_t* qs, int g, const uint64_t* rec, int64_
   }
 }
 
-template <class C>
+template <class C, class R>
 void run(const Args& a, int64_t q0, int64_t q1) {
   const int64_t nb = C::kBins ? C::kBins : a.bins;  // counters per query
   const int64_t stride = a.n + 1;                   // + 1: the slot non-relevant items write last
   std::vector<uint64_t> counter(kGroup * nb);
   // Not zeroed: pages are touched only as records land (a tenth of the database, say), not all.
-  const std::unique_ptr<uint64_t[]> rec(new uint64_t[kGroup * stride]);
+  const std::unique_ptr<R[]> rec(new R[kGroup * stride]);
   Work work;
   int64_t m[kGroup], qs[kGroup];
   for (int64_t q = q0; q < q1; q += kGroup) {
@@ -261,10 +274,10 @@ void run(const Args& a, int64_t q0, int64_t q1) {
       shared &= std::equal(a.ql + qs[k] * a.label_words, a.ql + (qs[k] + 1) * a.label_words,
                            a.ql + qs[0] * a.label_words);
     if (shared) {
-      std::fill(m, m + kGroup, scan_shared<C>(a, qs, counter.data(), rec.get()));
+      std::fill(m, m + kGroup, scan_shared<C, R>(a, qs, counter.data(), rec.get()));
       finish(a, qs, g, rec.get(), kGroup, 1, m, counter.data(), nb, work);
     } else {
-      scan<C>(a, qs, counter.data(), rec.get(), stride, m);
+      scan<C, R>(a, qs, counter.data(), rec.get(), stride, m);
       finish(a, qs, g, rec.get(), 1, stride, m, counter.data(), nb, work);
     }
   }
@@ -296,11 +309,12 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
     return std::lexicographical_compare(ql + x * lw, ql + (x + 1) * lw, ql + y * lw, ql + (y + 1) * lw);
   });
   const bool one = a.label_words == 1;
-  auto range = one && a.words == 1   ? run<OneWord<Code<1>>>
-               : one && a.words == 2 ? run<OneWord<Code<2>>>
-               : one && a.words == 4 ? run<OneWord<Code<4>>>
-               : one                 ? run<OneWord<Code<0>>>
-                                     : run<Words<Code<0>>>;
+  auto range = one && a.words == 1   ? run<OneWord<Code<1>>, uint32_t>
+               : one && a.words == 2 ? run<OneWord<Code<2>>, uint32_t>
+               : one && a.words == 4 ? run<OneWord<Code<4>>, uint32_t>
+               : a.bins > 256        ? run<Words<Code<0>>, uint64_t>  // d needs more than 8 bits
+               : one                 ? run<OneWord<Code<0>>, uint32_t>
+                                     : run<Words<Code<0>>, uint32_t>;
   for_query_ranges(nq, kGroup, threads, [&a, range](int64_t q0, int64_t q1) { range(a, q0, q1); });
   return ffi::Error::Success();
 }
