@@ -14,9 +14,9 @@
 //   finish  per query, over its records only: N0 and R0 from the final counters, pos and hits
 //           of each record, AP@all, and AP@K and hits@N over the records ranked within the cut.
 // Queries are taken in order of their label rows, so most groups share one: then relevance is
-// one test per item for the whole group (scan_shared). Groups of 8 read the database once for 8
-// queries (at 1M items a group of 4 is bound by that read). Query ranges are split across
-// `threads` std::threads. Sums are double; outputs float32 / int32. Measured in BENCHMARKS.md.
+// one test per item for the whole group, and the scan branches on it (scan_shared). Groups of 8
+// read the database once for 8 queries. Query ranges are split across `threads` std::threads.
+// Sums are double; outputs float32 / int32. Measured in BENCHMARKS.md ("native kernels").
 
 #include <algorithm>
 #include <cstdint>
