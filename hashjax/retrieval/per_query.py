@@ -166,8 +166,8 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   uses ``stable_impl``: "native" (the fused C++ kernel of ``native``, CPU
   only), "count" (histogram pass, then the counting scan of ``stable_count``
   over ``lane_chunk`` queries at a time), "sort" (one sort + cumsum per query
-  chunk) or "auto": "native" on CPU when it compiles (BENCHMARKS.md, "Native
-  stable-tie kernel"), else "count" on CPU, where it measured 1.6x faster than
+  chunk) or "auto": "native" on CPU when it compiles (BENCHMARKS.md, "native
+  kernels rewritten"), else "count" on CPU, where it measured 1.6x faster than
   the sort, and "sort" elsewhere (a scan over every database item is
   sequential; accelerators sort fast; not measured here).
   """
