@@ -107,6 +107,23 @@ def test_unavailable_kernel_falls_back_and_says_why(monkeypatch):
     per_query_stats(*args, stable_impl='native', **kw)
 
 
+def test_database_beyond_the_kernel_counters_falls_back(monkeypatch):
+  """Past 2^24 - 1 codes the kernel's counters overflow: 'auto' takes the counting scan and
+  'native' says why (the limit is patched down to test it on a small database)."""
+  monkeypatch.setattr(native, 'STABLE_MAX_DB', 40)
+  rng = np.random.default_rng(1)
+  args = _case(rng, 5, 50, 16, False)
+  kw = dict(bits=16, ks=(5,), pns=(5,))
+  with pytest.raises(ValueError, match="up to 40 database codes, got 50; use stable_impl='count'"):
+    per_query_stats(*args, stable_impl='native', **kw)
+
+  def no_kernel(*a, **k):
+    raise AssertionError('auto called the native kernel past its limit')
+  monkeypatch.setattr(native, 'stable_stats', no_kernel)
+  _assert_same(per_query_stats(*args, **kw), per_query_stats(*args, stable_impl='sort', **kw),
+               keys=('ap', 'ap@5', 'p@5'))
+
+
 def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
   monkeypatch.setenv('CXX', 'no-such-compiler-hashjax')
   with pytest.raises(RuntimeError, match='no C\\+\\+ compiler .no-such-compiler-hashjax.'):

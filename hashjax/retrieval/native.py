@@ -143,10 +143,17 @@ def _require():
                        "Use stable_impl='count' / topk_search(..., impl='xla') instead.")
 
 
+# The stable kernel's counters hold 24-bit counts (kernels/stable_ap.cc).
+STABLE_MAX_DB = 2**24 - 1
+
+
 def stable_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, ks=(), pns=()) -> dict:
   """Per-query 'hist_all', 'hist_rel' ((nq, bits + 1)), 'ap', 'ap@K', 'n_rel@K', 'hits@N'
   under stable ties, the keys of per_query's counting path. Labels as `validate.check_labels`."""
   _require()
+  if len(db_packed) > STABLE_MAX_DB:
+    raise ValueError(f'the native stable kernel takes up to {STABLE_MAX_DB} database codes, got '
+                     f"{len(db_packed)}; use stable_impl='count' (or shard the database over a mesh)")
   num_classes = int(max(np.max(q_labels, initial=0), np.max(db_labels, initial=0)) + 1) \
       if np.ndim(q_labels) == 1 else int(np.shape(q_labels)[1])
   ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)

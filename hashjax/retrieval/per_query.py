@@ -166,8 +166,8 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   uses ``stable_impl``: "native" (the fused C++ kernel of ``native``, CPU
   only), "count" (histogram pass, then the counting scan of ``stable_count``
   over ``lane_chunk`` queries at a time), "sort" (one sort + cumsum per query
-  chunk) or "auto": "native" on CPU when it compiles (BENCHMARKS.md, "native
-  kernels rewritten"), else "count" on CPU, where it measured 1.6x faster than
+  chunk) or "auto": "native" on CPU when it compiles and the database has
+  under 2^24 codes (BENCHMARKS.md, "native kernels rewritten"), else "count" on CPU, where it measured 1.6x faster than
   the sort, and "sort" elsewhere (a scan over every database item is
   sequential; accelerators sort fast; not measured here).
   """
@@ -182,8 +182,9 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
     raise ValueError(f"stable_impl must be 'auto', 'native', 'count' or "
                      f"'sort': {stable_impl!r}")
   if stable_impl == "auto":
+    fits = len(db_packed) <= native.STABLE_MAX_DB
     stable_impl = ("sort" if jax.default_backend() != "cpu" else
-                   "native" if native.available()[0] else "count")
+                   "native" if fits and native.available()[0] else "count")
   if ties == "stable" and stable_impl == "native":
     out = native.stable_stats(q_packed, q_labels, db_packed, db_labels,
                               bits=bits, ks=ks, pns=pns)
