@@ -176,7 +176,7 @@ double precision_sum(const int32_t* hits, const int32_t* pos, int64_t m) {
 
 // Scratch of one thread for `finish`.
 struct Work {
-  static constexpr int64_t kBlock = 512;  // records at a time: the block stays in L2, pos and hits in L1
+  static constexpr int64_t kBlock = 512;  // records at a time: a block in L2, pos and hits in L1
   std::vector<int32_t> n0;    // per query and distance: 1 + items at smaller distances
   std::vector<int32_t> seen;  // ... 1 + relevant items at smaller distances or met so far
   std::vector<int32_t> pos = std::vector<int32_t>(kBlock), hits = pos;  // per record of a block
@@ -211,7 +211,8 @@ void finish(const Args& a, const int64_t* qs, int g, const R* rec, int64_t step,
   for (int64_t k : a.pns) cut = std::max(cut, k);
   const int64_t n = *std::max_element(m, m + g);  // records per query, at most
   const int64_t tn = std::min(n, cut) + 1;           // ranks <= cut are distinct, + 1 spare slot
-  if (static_cast<int64_t>(w.top_pos.size()) < g * tn) w.top_pos.resize(g * tn), w.top_hits.resize(g * tn);
+  if (static_cast<int64_t>(w.top_pos.size()) < g * tn)
+    w.top_pos.resize(g * tn), w.top_hits.resize(g * tn);
   int64_t top[kGroup] = {0};
   double sum[kGroup] = {0};
   for (int64_t j0 = 0; j0 < n; j0 += kb)  // a block of records is read by each query in turn
@@ -295,7 +296,8 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
   Args a{dd[0], qd[1], q_labels.dimensions()[1], hist_all->dimensions()[1],
          q_codes.typed_data(), q_labels.typed_data(), db_codes.typed_data(), db_labels.typed_data(),
          std::vector<int64_t>(ks.begin(), ks.end()), std::vector<int64_t>(pns.begin(), pns.end()),
-         std::vector<int64_t>(nq), hist_all->typed_data(), hist_rel->typed_data(), n_rel_k->typed_data(), hits_n->typed_data(),
+         std::vector<int64_t>(nq), hist_all->typed_data(), hist_rel->typed_data(),
+         n_rel_k->typed_data(), hits_n->typed_data(),
          ap->typed_data(), ap_k->typed_data()};
   if (dd[1] != a.words || db_labels.dimensions()[1] != a.label_words ||
       a.n > static_cast<int64_t>(kCountMask) || a.bins > 65536)
@@ -306,7 +308,8 @@ ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_l
   const uint32_t* ql = a.ql;
   const int64_t lw = a.label_words;
   std::stable_sort(a.order.begin(), a.order.end(), [ql, lw](int64_t x, int64_t y) {
-    return std::lexicographical_compare(ql + x * lw, ql + (x + 1) * lw, ql + y * lw, ql + (y + 1) * lw);
+    return std::lexicographical_compare(ql + x * lw, ql + (x + 1) * lw, ql + y * lw,
+                                        ql + (y + 1) * lw);
   });
   const bool one = a.label_words == 1;
   auto range = one && a.words == 1   ? run<OneWord<Code<1>>, uint32_t>

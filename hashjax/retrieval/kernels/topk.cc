@@ -111,14 +111,16 @@ ffi::Error TopkImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> db_code
   Args a{dd[0], qd[1], 32 * qd[1] + 1, od[1], q_codes.typed_data(), db_codes.typed_data(),
          dist->typed_data(), idx->typed_data()};
   if (dd[1] != a.words || a.k < 1 || a.k > a.n || a.bins > 65536)
-    return ffi::Error::InvalidArgument("topk: mismatched code words, k outside [1, n], or bits > 65535");
+    return ffi::Error::InvalidArgument(
+        "topk: mismatched code words, k outside [1, n], or bits > 65535");
   const bool small = a.bins <= 256;  // distances fit a byte
   auto range = a.words == 1   ? run<Code<1>, uint8_t>
                : a.words == 2 ? run<Code<2>, uint8_t>
                : a.words == 4 ? run<Code<4>, uint8_t>
                : small        ? run<Code<0>, uint8_t>
                               : run<Code<0>, uint16_t>;
-  for_query_ranges(qd[0], kGroup, threads, [&a, range](int64_t q0, int64_t q1) { range(a, q0, q1); });
+  for_query_ranges(qd[0], kGroup, threads,
+                   [&a, range](int64_t q0, int64_t q1) { range(a, q0, q1); });
   return ffi::Error::Success();
 }
 
