@@ -11,7 +11,7 @@
 //           order, so no sort is needed; items at t past slot k - 1 are dropped.
 // The 8-byte test: with every byte below 128, ((row | 0x80..) - (t + 1 per byte)) keeps a byte's
 // top bit exactly when d >= t + 1, so the bytes at d <= t are the top bits of its complement.
-// Codes of 127 bits and more test byte by byte; of 256 bits and more, rows hold uint16.
+// Codes of 4 words (97 bits) or more test byte by byte; from 8 words (225 bits), rows hold uint16.
 
 #include <algorithm>
 #include <cstdint>
