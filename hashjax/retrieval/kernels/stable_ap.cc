@@ -97,18 +97,16 @@ struct Lane {
   }
 };
 
-// Records of queries qs[0 .. kGroup): lane k's m[k] records at rec + k * stride, its counters at
-// counter + k * bins.
+// Records of queries qs[0 .. kGroup): lane k's m[k] records at rec + k * stride, its counters
+// (reset by `run`) at counter + k * bins.
 template <class C, class R>
 void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, R* rec,
           int64_t stride, int64_t* m) {
   static_assert(kGroup == 8, "scan names its eight lanes");
   const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
   Lane<C, R> lane[kGroup];
-  for (int k = 0; k < kGroup; ++k) {
-    for (int64_t d = 0; d < nb; ++d) counter[k * nb + d] = uint64_t(d) << 2 * kCountBits;
+  for (int k = 0; k < kGroup; ++k)
     lane[k] = {C::item(a.qc, a.ql, w, lw, qs[k]), rec + k * stride, w, lw};
-  }
   // Named copies rather than an array, so that the compiler keeps the lanes in registers.
   Lane<C, R> l0 = lane[0], l1 = lane[1], l2 = lane[2], l3 = lane[3], l4 = lane[4], l5 = lane[5],
           l6 = lane[6], l7 = lane[7];
@@ -134,7 +132,6 @@ int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict count
                     R* __restrict rec) {
   static_assert(kGroup == 8, "scan_shared names its eight queries");
   const int64_t nb = C::kBins ? C::kBins : a.bins, w = a.words, lw = a.label_words;
-  for (int64_t j = 0; j < kGroup * nb; ++j) counter[j] = uint64_t(j % nb) << 2 * kCountBits;
   const auto item = [&](int k) { return C::item(a.qc, a.ql, w, lw, qs[k]); };
   const typename C::Item q0 = item(0), q1 = item(1), q2 = item(2), q3 = item(3), q4 = item(4),
                          q5 = item(5), q6 = item(6), q7 = item(7);
@@ -270,6 +267,7 @@ void run(const Args& a, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; q += kGroup) {
     const int g = static_cast<int>(std::min<int64_t>(kGroup, q1 - q));
     for (int k = 0; k < kGroup; ++k) qs[k] = a.order[q + (k < g ? k : 0)];  // padding repeats q
+    for (int64_t j = 0; j < kGroup * nb; ++j) counter[j] = uint64_t(j % nb) << 2 * kCountBits;
     bool shared = true;
     for (int k = 1; k < g; ++k)
       shared &= std::equal(a.ql + qs[k] * a.label_words, a.ql + (qs[k] + 1) * a.label_words,
@@ -283,7 +281,6 @@ void run(const Args& a, int64_t q0, int64_t q1) {
     }
   }
 }
-
 
 ffi::Error StableApImpl(ffi::Buffer<ffi::U32> q_codes, ffi::Buffer<ffi::U32> q_labels,
                         ffi::Buffer<ffi::U32> db_codes, ffi::Buffer<ffi::U32> db_labels,
