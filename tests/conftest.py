@@ -1,8 +1,18 @@
-"""Eight simulated CPU devices for every test, set before any JAX operation runs."""
+"""Eight simulated CPU devices for every test, set before any JAX operation runs; one persistent XLA
+compilation cache for the session."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# The resume, preemption and sweep tests start the same program in fresh processes (they inherit this
+# environment) 3-6 times each: with a shared cache only the first one compiles. A fresh directory per
+# session, so no stale executable outlives a code change.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='hashjax_test_xla_cache_')
+  atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 import jax  # pylint: disable=g-import-not-at-top
 
