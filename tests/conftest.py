@@ -8,10 +8,12 @@ import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # The resume, preemption and sweep tests start the same program in fresh processes (they inherit this
-# environment) 3-6 times each: with a shared cache only the first one compiles. A fresh directory per
-# session, so no stale executable outlives a code change.
+# environment) 3-6 times each: with a shared cache only the first one compiles. Every executable is
+# kept, also the many sub-second ones (eager init, evaluation), which add up to seconds per process.
+# A fresh directory per session, so no stale executable outlives a code change.
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='hashjax_test_xla_cache_')
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
   atexit.register(shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
 
 import jax  # pylint: disable=g-import-not-at-top
