@@ -10,7 +10,7 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # The resume, preemption and sweep tests start the same program in fresh processes (they inherit this
 # environment) 3-6 times each: with a shared cache only the first one compiles. Every executable is
 # kept, also the many sub-second ones (eager init, evaluation), which add up to seconds per process.
-# A fresh directory per session, so no stale executable outlives a code change.
+# A fresh directory per session, removed at exit: the tests leave no cache behind.
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='hashjax_test_xla_cache_')
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
