@@ -126,7 +126,8 @@ void scan(const Args& a, const int64_t* qs, uint64_t* __restrict counter, R* rec
 // The same for queries that share one label row: relevance is one test per item for the whole
 // group, and the lanes' records advance together (record j of lane k at rec[j * kGroup + k]).
 // A branch on it pays here (one mispredict per relevant item, not one per query): an item that is
-// not relevant only bumps its counters, without reading them. Returns the records per lane.
+// not relevant only bumps its counters (reset by `run`), without reading them. Returns the records
+// per lane.
 template <class C, class R>
 int64_t scan_shared(const Args& a, const int64_t* qs, uint64_t* __restrict counter,
                     R* __restrict rec) {
