@@ -8,7 +8,8 @@ grouped by their parent folder's name (the config name in a sweep) and code leng
 rule named above them), `report.csv` (one row per cell) and figures: mAP and P@H<=r against bits,
 PR curves (Hamming-radius sweep) and P@N curves per code length, training loss curves, and a 2-D
 PCA of the database codes per method. Curves and PCA need each cell's `codes.npz`: shallow
-baselines write it, and a deep run gets it here from its checkpoint (`hashjax.evaluate_run`).
+baselines write it, and a deep run gets it here from its checkpoint (`hashjax.evaluate_run`), which
+re-encodes query and database; `--no-figures` skips that and writes the tables and CSV alone.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def _column_order(key: str) -> tuple:
   return _column_rank(key), int(digits.group(1)) if digits else 0, key
 
 
-def write_report(root: str, out: str | None = None) -> dict:
+def write_report(root: str, out: str | None = None, with_figures: bool = True) -> dict:
   out = out or root
   os.makedirs(out, exist_ok=True)
   cells = find_cells(root)
@@ -191,8 +192,9 @@ def write_report(root: str, out: str | None = None) -> dict:
   ranked = sorted((k for k in metric_keys if _column_rank(k) is not None), key=_column_order)
   for key in ranked:
     lines += ['', f'## {key}', '', *table(cells, key)]
-  files = figures(cells, out)
-  lines += ['', '## Figures', ''] + [f'![{os.path.basename(p)}]({os.path.relpath(p, out)})' for p in files]
+  files = figures(cells, out) if with_figures else []
+  if files:
+    lines += ['', '## Figures', ''] + [f'![{os.path.basename(p)}]({os.path.relpath(p, out)})' for p in files]
   with open(os.path.join(out, 'report.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   return {'report': os.path.join(out, 'report.md'), 'csv': os.path.join(out, 'report.csv'), 'figures': files,
@@ -203,9 +205,11 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog='python -m hashjax.report', description=__doc__.split('\n\n')[0])
   p.add_argument('root', help='a sweep folder or any folder of run workdirs')
   p.add_argument('--out', default=None, help='where report.md, report.csv and figures go (default: root)')
+  p.add_argument('--no-figures', action='store_true',
+                 help='tables and CSV only (the figures re-encode every deep run from its checkpoint)')
   args = p.parse_args(argv)
   try:
-    result = write_report(args.root, args.out)
+    result = write_report(args.root, args.out, with_figures=not args.no_figures)
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -71,4 +71,7 @@ def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
   logs = [open(os.path.join(root, f'sweep_job{i}.log')).read() for i in range(2)]
   ran = [line for log in logs for line in log.splitlines() if '->' in line]
   assert len(ran) == 4 and all('sweep finished' in log for log in logs)
+  tables = str(tmp_path / 'tables')
+  assert report.main([root, '--out', tables, '--no-figures']) == 0
+  assert sorted(os.listdir(tables)) == ['report.csv', 'report.md']  # the tables alone
   assert report.write_report(root)['cells'] == 4
