@@ -12,11 +12,12 @@ PY=${PYTHON:-.venv/bin/python}
 BITS=${1:-12,24,32,48}
 METHODS=${METHODS:-dsh dpsh dtsh dsdh hashnet csq greedyhash dcwh idcwh}
 WORKDIR=${WORKDIR:-runs/supervised_fmnist}
-configs=()
-for m in $METHODS; do configs+=(--config "configs/$m.py"); done
+args=()
+for m in $METHODS; do args+=(--config "configs/$m.py"); done
+args+=(--bits "$BITS" --workdir "$WORKDIR" ${SWEEP_FLAGS:-})
 if [ "${JOBS:-1}" -gt 1 ]; then
-  PYTHON=$PY launch/sweep_local.sh "$JOBS" "${configs[@]}" --bits "$BITS" --workdir "$WORKDIR" ${SWEEP_FLAGS:-}
+  PYTHON=$PY launch/sweep_local.sh "$JOBS" "${args[@]}"
 else
-  $PY -m hashjax.sweep "${configs[@]}" --bits "$BITS" --workdir "$WORKDIR" ${SWEEP_FLAGS:-}
+  $PY -m hashjax.sweep "${args[@]}"
 fi
 $PY -m hashjax.report "$WORKDIR" ${REPORT_FLAGS:-}
