@@ -6,7 +6,9 @@
 
 Cells run one after another in this process (`--cells i/n` runs every n-th cell from i, so n
 launches of the same command share a grid). A cell whose `final_metrics.json` exists is skipped;
-a cell that was killed resumes from its own checkpoint. Cell workdirs:
+a cell that was killed resumes from its own checkpoint. A cell folder whose `config.json` differs from
+the config this sweep would run (another `--set`, a changed config file) stops the sweep before any
+cell runs, so a table never mixes settings. Cell workdirs:
 `<workdir>/<config name>/<bits>b_seed<seed>`.
 """
 
@@ -103,8 +105,34 @@ def cell_config(cell: Cell, overrides: list[str]) -> ml_collections.ConfigDict:
   return config
 
 
+def _differences(old, new, prefix='') -> list[str]:
+  """'key: old -> new' for every leaf where two config.json dicts differ."""
+  if isinstance(old, dict) and isinstance(new, dict):
+    return [d for k in sorted(set(old) | set(new))
+            for d in _differences(old.get(k, '<absent>'), new.get(k, '<absent>'), f'{prefix}{k}.')]
+  return [] if old == new else [f'{prefix[:-1]}: {old!r} -> {new!r}']
+
+
+def check_existing_cells(root: str, cells: list[Cell], overrides: list[str]) -> None:
+  """A cell folder that already holds a run (finished or killed) must have run this sweep's config:
+  skipping or resuming it otherwise would put another setting's numbers in the table."""
+  for cell in cells:
+    path = os.path.join(cell.workdir(root), 'config.json')
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      old = json.load(f)
+    new = json.loads(cell_config(cell, overrides).to_json_best_effort())
+    diff = _differences(old, new)
+    if diff:
+      raise ValueError(f'{cell.workdir(root)} holds a run with another config than this sweep asks for '
+                       f'({"; ".join(diff[:5])}{"; ..." if len(diff) > 5 else ""}): give the sweep another '
+                       '--workdir, or delete that folder to rerun the cell')
+
+
 def run(root: str, cells: list[Cell], overrides: list[str], shard: tuple[int, int] = (0, 1)) -> list[dict]:
   """Runs (or skips, or resumes) this shard's cells; returns one status dict per cell."""
+  check_existing_cells(root, cells, overrides)
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, 'sweep.json'), 'w') as f:
     json.dump({'cells': [dataclasses.asdict(c) for c in cells], 'overrides': overrides}, f, indent=2)

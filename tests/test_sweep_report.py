@@ -20,7 +20,7 @@ def _sweep(workdir, **env):
                         capture_output=True, text=True, timeout=600)
 
 
-def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path):
+def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
   root = str(tmp_path / 'sweep')
   killed = _sweep(root, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGKILL')  # dies inside the DSH cell
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -33,6 +33,12 @@ def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert 'itq_quick 8 bits seed 0: done, skipped' in resumed.stdout
   assert 'resumed from' in resumed.stdout
+  assert os.path.getmtime(itq_done) == finished_at
+
+  # Another setting into the same folders stops before any cell runs, naming what differs.
+  longer = [a.replace('num_steps=6', 'num_steps=9') for a in ARGS]
+  assert sweep.main([*longer, '--workdir', root]) == 2
+  assert 'num_steps: 6 -> 9' in capsys.readouterr().err
   assert os.path.getmtime(itq_done) == finished_at
 
   result = report.write_report(root)
