@@ -10,6 +10,10 @@ PR curves (Hamming-radius sweep) and P@N curves per code length, training loss c
 PCA of the database codes per method. Curves and PCA need each cell's `codes.npz`: shallow
 baselines write it, and a deep run gets it here from its checkpoint (`hashjax.evaluate_run`), which
 re-encodes query and database; `--no-figures` skips that and writes the tables and CSV alone.
+
+`--previous OLD/report.csv` adds the cells of an earlier report whose run folders are gone (a
+table filled over several machines): they join the tables and metric plots, not the curves; a
+cell found below the root replaces the row of the same name, bits and seed.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ P_AT_N = (1, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 PCA_POINTS = 2000
 
 
-def find_cells(root: str) -> list[dict]:
+CSV_SETTINGS = ('name', 'method', 'dataset', 'protocol', 'ties', 'bits', 'seed')
+
+
+def find_cells(root: str, required: bool = True) -> list[dict]:
   cells = []
   for folder, _, files in sorted(os.walk(root)):
     if 'final_metrics.json' not in files or 'config.json' not in files:
@@ -53,9 +60,35 @@ def find_cells(root: str) -> list[dict]:
                   'seed': config['seed'], 'dataset': config['dataset']['name'],
                   'protocol': protocol.get('description', config['dataset']['protocol']),
                   'ties': config['eval']['ties'], 'metrics': metrics})
-  if not cells:
+  if not cells and required:
     raise FileNotFoundError(f'no finished runs (final_metrics.json + config.json) below {root!r}')
   return cells
+
+
+def read_previous(path: str) -> list[dict]:
+  """The cells of an earlier report.csv (one row per cell), marked `previous` (no codes to plot)."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'--previous {path!r}: no such file; give the report.csv of an earlier report')
+  with open(path, newline='') as f:
+    reader = csv.DictReader(f)
+    missing = [k for k in (*CSV_SETTINGS, 'workdir') if k not in (reader.fieldnames or [])]
+    if missing:
+      raise ValueError(f'--previous {path!r} lacks the columns {missing}: it needs a report.csv written by this '
+                       f'module, which records {", ".join(CSV_SETTINGS)} and workdir for every cell')
+    rows = list(reader)
+  cells = []
+  for row in rows:
+    metrics = {k: float(v) for k, v in row.items() if k not in (*CSV_SETTINGS, 'workdir') and v != ''}
+    cells.append({'name': row['name'], 'workdir': row['workdir'], 'method': row['method'], 'bits': int(row['bits']),
+                  'seed': int(row['seed']), 'dataset': row['dataset'], 'protocol': row['protocol'],
+                  'ties': row['ties'], 'metrics': metrics, 'previous': path})
+  return cells
+
+
+def merge_cells(current: list[dict], previous: list[dict]) -> list[dict]:
+  """`current` plus the `previous` cells it does not have (same name, bits and seed)."""
+  have = {(c['name'], c['bits'], c['seed']) for c in current}
+  return current + [c for c in previous if (c['name'], c['bits'], c['seed']) not in have]
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -109,7 +142,8 @@ def figures(cells, out: str) -> list[str]:
 
   first = {}  # (name, bits) -> the lowest-seed cell, for curves
   for c in sorted(cells, key=lambda c: c['seed']):
-    first.setdefault((c['name'], c['bits']), c)
+    if 'previous' not in c:  # an earlier report's cell: its run folder, and so its codes, are gone
+      first.setdefault((c['name'], c['bits']), c)
   codes = {k: load_codes(c) for k, c in first.items()}
   for b in bits_all:
     pr, pn = {}, {}
@@ -171,20 +205,26 @@ def _column_order(key: str) -> tuple:
   return _column_rank(key), int(digits.group(1)) if digits else 0, key
 
 
-def write_report(root: str, out: str | None = None, with_figures: bool = True) -> dict:
+def write_report(root: str, out: str | None = None, with_figures: bool = True, previous: tuple = ()) -> dict:
   out = out or root
+  earlier = [c for path in previous for c in read_previous(path)]
+  cells = merge_cells(find_cells(root, required=not earlier), earlier)
+  if not cells:
+    raise FileNotFoundError(f'no finished runs below {root!r} and no rows in {list(previous)}')
   os.makedirs(out, exist_ok=True)
-  cells = find_cells(root)
   metric_keys = sorted({k for c in cells for k, v in c['metrics'].items() if isinstance(v, (int, float))
                         and k not in ('step',)})
   with open(os.path.join(out, 'report.csv'), 'w', newline='') as f:
     writer = csv.writer(f)
-    writer.writerow(['name', 'method', 'dataset', 'bits', 'seed', *metric_keys, 'workdir'])
+    writer.writerow([*CSV_SETTINGS, *metric_keys, 'workdir'])
     for c in sorted(cells, key=lambda c: (c['name'], c['bits'], c['seed'])):
-      writer.writerow([c['name'], c['method'], c['dataset'], c['bits'], c['seed'],
-                       *(c['metrics'].get(k, '') for k in metric_keys), c['workdir']])
+      writer.writerow([*(c[k] for k in CSV_SETTINGS), *(c['metrics'].get(k, '') for k in metric_keys),
+                       c['workdir']])
   settings = collections.Counter((c['dataset'], c['protocol'], c['ties']) for c in cells)
   lines = [f'# hashjax report: {root}', '']
+  for path in previous:
+    n = sum(c.get('previous') == path for c in cells)
+    lines.append(f'- {n} runs from an earlier report, {path} (their run folders are not here)')
   for (dataset, protocol, ties), n in settings.items():
     lines.append(f'- {n} runs on **{dataset}**, protocol: {protocol}; Hamming ranking, ties: {ties} '
                  f'(definitions: hashjax/retrieval/metrics.py)')
@@ -207,9 +247,11 @@ def main(argv=None) -> int:
   p.add_argument('--out', default=None, help='where report.md, report.csv and figures go (default: root)')
   p.add_argument('--no-figures', action='store_true',
                  help='tables and CSV only (the figures re-encode every deep run from its checkpoint)')
+  p.add_argument('--previous', action='append', default=[], metavar='CSV',
+                 help="an earlier report.csv whose cells' run folders are gone (repeatable); the root's cells win")
   args = p.parse_args(argv)
   try:
-    result = write_report(args.root, args.out, with_figures=not args.no_figures)
+    result = write_report(args.root, args.out, with_figures=not args.no_figures, previous=tuple(args.previous))
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
