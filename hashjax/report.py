@@ -157,6 +157,8 @@ def figures(cells, out: str) -> list[str]:
       ns = [n for n in P_AT_N if n <= len(d['db_labels'])]
       m = metrics_lib.retrieval_metrics(*args, bits=b, pn=ns)
       pn[name] = (ns, [m[f'P@{n}'] for n in ns])
+    if not pr:  # only earlier reports' cells at this code length: no codes to draw
+      continue
     files.append(plots.lines(pr, os.path.join(out, f'pr_curve_{b}b.png'), title=f'PR by Hamming radius, {b} bits',
                              xlabel='recall', ylabel='precision', ylim=(0, 1.02)))
     files.append(plots.lines(pn, os.path.join(out, f'p_at_n_{b}b.png'), title=f'precision@N, {b} bits',
@@ -184,8 +186,9 @@ def figures(cells, out: str) -> list[str]:
       labels = d['db_labels'][keep]
       panels[name] = (codes_lib.unpack_codes(d['db_packed'][keep], b),
                       labels if labels.ndim == 1 else labels.argmax(axis=1))
-  files.append(plots.pca_scatter(panels, os.path.join(out, f'codes_pca_{b}b.png'),
-                                 title=f'PCA of {b}-bit database codes ({PCA_POINTS} random items)'))
+  if panels:
+    files.append(plots.pca_scatter(panels, os.path.join(out, f'codes_pca_{b}b.png'),
+                                   title=f'PCA of {b}-bit database codes ({PCA_POINTS} random items)'))
   return files
 
 

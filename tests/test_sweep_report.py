@@ -95,6 +95,11 @@ def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
   assert after == before  # every cell, the gone one included, with the same numbers
   with open(os.path.join(merged, 'report.md')) as f:
     assert '1 runs from an earlier report' in f.read()
+  # With no run folders at all, the figures are the metric-against-bits plots alone.
+  result = report.write_report(str(tmp_path / 'gone'), str(tmp_path / 'figs'),
+                               previous=(os.path.join(tables, 'report.csv'),))
+  assert result['cells'] == 4 and result['figures']
+  assert all(os.path.basename(p).endswith('_vs_bits.png') for p in result['figures'])
   with open(os.path.join(tmp_path, 'old.csv'), 'w') as f:
     f.write('name,bits,seed,mAP,workdir\npcah_quick,16,0,0.5,x\n')
   assert report.main([root, '--out', merged, '--previous', os.path.join(tmp_path, 'old.csv')]) == 2
