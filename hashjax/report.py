@@ -78,10 +78,10 @@ def read_previous(path: str) -> list[dict]:
     rows = list(reader)
   cells = []
   for row in rows:
-    metrics = {k: float(v) for k, v in row.items() if k not in (*CSV_SETTINGS, 'workdir') and v != ''}
-    cells.append({'name': row['name'], 'workdir': row['workdir'], 'method': row['method'], 'bits': int(row['bits']),
-                  'seed': int(row['seed']), 'dataset': row['dataset'], 'protocol': row['protocol'],
-                  'ties': row['ties'], 'metrics': metrics, 'previous': path})
+    cell = {k: row.pop(k) for k in (*CSV_SETTINGS, 'workdir')}  # what is left in the row: the metrics
+    cell.update(bits=int(cell['bits']), seed=int(cell['seed']), previous=path,
+                metrics={k: float(v) for k, v in row.items() if v != ''})
+    cells.append(cell)
   return cells
 
 
@@ -212,8 +212,6 @@ def write_report(root: str, out: str | None = None, with_figures: bool = True, p
   out = out or root
   earlier = [c for path in previous for c in read_previous(path)]
   cells = merge_cells(find_cells(root, required=not earlier), earlier)
-  if not cells:
-    raise FileNotFoundError(f'no finished runs below {root!r} and no rows in {list(previous)}')
   os.makedirs(out, exist_ok=True)
   metric_keys = sorted({k for c in cells for k, v in c['metrics'].items() if isinstance(v, (int, float))
                         and k not in ('step',)})
