@@ -149,6 +149,13 @@ def run(root: str, cells: list[Cell], overrides: list[str], shard: tuple[int, in
       continue
     print(f'[{i + 1}/{len(cells)}] {cell.name} {cell.bits} bits seed {cell.seed} -> {workdir}', flush=True)
     metrics = train.train_and_evaluate(cell_config(cell, overrides), workdir)
+    if 'preempted_at_step' in metrics:
+      # SIGTERM (a scheduler's preemption, a user's kill): the cell saved its checkpoint, and the
+      # sweep must exit now rather than start the next cell.
+      print(f'sweep stopped by SIGTERM in {cell.name} {cell.bits} bits seed {cell.seed}; rerun the same '
+            'command to resume', flush=True)
+      statuses.append({'cell': dataclasses.asdict(cell), 'status': 'preempted'})
+      break
     statuses.append({'cell': dataclasses.asdict(cell), 'status': 'ran', 'mAP': metrics.get('mAP')})
   return statuses
 
@@ -175,10 +182,12 @@ def main(argv=None) -> int:
     check_overrides(configs, args.set)
     for config in configs:
       config_lib.validate(config)
-    run(args.workdir, cells, args.set, (index, count))
+    statuses = run(args.workdir, cells, args.set, (index, count))
   except train.USER_ERRORS as e:
     print(f'error: {e.args[0] if isinstance(e, KeyError) and e.args else e}', file=sys.stderr)
     return 2
+  if statuses and statuses[-1]['status'] == 'preempted':
+    return 0  # like a preempted `hashjax.main`: saved cleanly, exit 0
   print(f'sweep finished: python -m hashjax.report {args.workdir}', flush=True)
   return 0
 

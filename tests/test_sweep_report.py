@@ -16,8 +16,8 @@ ARGS = ['--config', 'configs/itq.py:quick', '--config', 'configs/dsh.py:quick', 
         '--set', 'checkpoint.every_steps=2', '--set', 'eval.topk=(50,)', '--set', 'eval.pn=(10,)']
 
 
-def _sweep(workdir, **env):
-  return subprocess.run([sys.executable, '-m', 'hashjax.sweep', *ARGS, '--workdir', workdir], cwd=helpers.ROOT,
+def _sweep(workdir, args=ARGS, **env):
+  return subprocess.run([sys.executable, '-m', 'hashjax.sweep', *args, '--workdir', workdir], cwd=helpers.ROOT,
                         env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', **env),
                         capture_output=True, text=True, timeout=600)
 
@@ -55,6 +55,23 @@ def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
   assert len(result['figures']) >= 6
   for path in result['figures']:
     assert os.path.getsize(path) > 1000, path
+
+
+def test_sigterm_stops_the_whole_sweep_and_it_resumes(tmp_path):
+  root = str(tmp_path / 'sweep')
+  dsh_first = ['--config', 'configs/dsh.py:quick', '--config', 'configs/itq.py:quick', *ARGS[4:]]
+  stopped = _sweep(root, dsh_first, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGTERM')
+  assert stopped.returncode == 0, stopped.stderr[-2000:]
+  assert 'sweep stopped by SIGTERM in dsh_quick 8 bits seed 0' in stopped.stdout
+  assert 'sweep finished' not in stopped.stdout
+  assert os.path.isdir(os.path.join(root, 'dsh_quick', '8b_seed0', 'checkpoints', '3'))
+  assert not os.path.exists(os.path.join(root, 'itq_quick'))  # the next cell never started
+
+  resumed = _sweep(root, dsh_first)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert 'step 3)' in resumed.stdout and 'sweep finished' in resumed.stdout
+  for name in ('dsh_quick', 'itq_quick'):
+    assert os.path.exists(os.path.join(root, name, '8b_seed0', 'final_metrics.json'))
 
 
 def test_bad_override_and_names_fail_before_running(tmp_path):
