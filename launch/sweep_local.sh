@@ -17,7 +17,15 @@ for ((i = 0; i < N; i++)); do
   ) > "$workdir/sweep_job$i.log" 2>&1 &
   pids+=($!)
 done
-trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
+# INT/TERM reach every job, which saves its cell's checkpoint and exits; re-run to resume.
+trap 'kill -TERM "${pids[@]}" 2>/dev/null' INT TERM
+wait_for() {  # a trapped signal cuts `wait` short (status > 128): wait again until the job has exited
+  local s
+  while true; do
+    wait "$1" && s=0 || s=$?
+    if ((s <= 128)) || ! kill -0 "$1" 2>/dev/null; then return "$s"; fi
+  done
+}
 status=0
-for p in "${pids[@]}"; do wait "$p" || status=$?; done
+for p in "${pids[@]}"; do wait_for "$p" || status=$?; done
 exit $status

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 from hashjax import report
 from hashjax import sweep
@@ -72,6 +73,29 @@ def test_sigterm_stops_the_whole_sweep_and_it_resumes(tmp_path):
   assert 'step 3)' in resumed.stdout and 'sweep finished' in resumed.stdout
   for name in ('dsh_quick', 'itq_quick'):
     assert os.path.exists(os.path.join(root, name, '8b_seed0', 'final_metrics.json'))
+
+
+def test_local_launcher_passes_sigterm_to_every_job_and_waits_for_their_checkpoints(tmp_path):
+  root = str(tmp_path / 'sweep')
+  endless = [a.replace('num_steps=6', 'num_steps=100000') for a in ARGS[6:]] + ['--set', 'log_every_steps=1']
+  launcher = subprocess.Popen(
+      ['bash', 'launch/sweep_local.sh', '2', '--config', 'configs/dsh.py:quick', *endless, '--bits', '8,16',
+       '--workdir', root], cwd=helpers.ROOT,
+      env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', PYTHON=sys.executable),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  logs = [os.path.join(root, f'sweep_job{i}.log') for i in range(2)]
+  metrics = [os.path.join(root, 'dsh_quick', f'{bits}b_seed0', 'metrics.jsonl') for bits in (8, 16)]
+  deadline = time.time() + 600
+  while not all(os.path.exists(p) and open(p).read().count('"train"') >= 2 for p in metrics):  # both train
+    assert time.time() < deadline and launcher.poll() is None, [open(p).read()[-2000:] for p in logs]
+    time.sleep(0.5)
+  launcher.send_signal(signal.SIGTERM)
+  assert launcher.wait(timeout=300) == 0, launcher.stdout.read()[-2000:]
+  for bits, log in zip((8, 16), logs):
+    with open(log) as f:
+      assert f'sweep stopped by SIGTERM in dsh_quick {bits} bits seed 0' in f.read()
+    saved = os.listdir(os.path.join(root, 'dsh_quick', f'{bits}b_seed0', 'checkpoints'))
+    assert any(n.isdigit() and int(n) >= 2 for n in saved), saved
 
 
 def test_bad_override_and_names_fail_before_running(tmp_path):
