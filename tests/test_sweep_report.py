@@ -12,9 +12,9 @@ from hashjax import report
 from hashjax import sweep
 from tests import helpers
 
-ARGS = ['--config', 'configs/itq.py:quick', '--config', 'configs/dsh.py:quick', '--bits', '8', '--seeds', '0',
-        '--set', 'num_steps=6', '--set', 'model.width=0.25', '--set', 'batch_size=32',
-        '--set', 'checkpoint.every_steps=2', '--set', 'eval.topk=(50,)', '--set', 'eval.pn=(10,)']
+SETTINGS = ['--seeds', '0', '--set', 'num_steps=6', '--set', 'model.width=0.25', '--set', 'batch_size=32',
+            '--set', 'checkpoint.every_steps=2', '--set', 'eval.topk=(50,)', '--set', 'eval.pn=(10,)']
+ARGS = ['--config', 'configs/itq.py:quick', '--config', 'configs/dsh.py:quick', '--bits', '8', *SETTINGS]
 
 
 def _sweep(workdir, args=ARGS, **env):
@@ -60,7 +60,7 @@ def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
 
 def test_sigterm_stops_the_whole_sweep_and_it_resumes(tmp_path):
   root = str(tmp_path / 'sweep')
-  dsh_first = ['--config', 'configs/dsh.py:quick', '--config', 'configs/itq.py:quick', *ARGS[4:]]
+  dsh_first = ['--config', 'configs/dsh.py:quick', '--config', 'configs/itq.py:quick', '--bits', '8', *SETTINGS]
   stopped = _sweep(root, dsh_first, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGTERM')
   assert stopped.returncode == 0, stopped.stderr[-2000:]
   assert 'sweep stopped by SIGTERM in dsh_quick 8 bits seed 0' in stopped.stdout
@@ -77,7 +77,7 @@ def test_sigterm_stops_the_whole_sweep_and_it_resumes(tmp_path):
 
 def test_local_launcher_passes_sigterm_to_every_job_and_waits_for_their_checkpoints(tmp_path):
   root = str(tmp_path / 'sweep')
-  endless = [a.replace('num_steps=6', 'num_steps=100000') for a in ARGS[6:]] + ['--set', 'log_every_steps=1']
+  endless = [a.replace('num_steps=6', 'num_steps=100000') for a in SETTINGS] + ['--set', 'log_every_steps=1']
   launcher = subprocess.Popen(
       ['bash', 'launch/sweep_local.sh', '2', '--config', 'configs/dsh.py:quick', *endless, '--bits', '8,16',
        '--workdir', root], cwd=helpers.ROOT,
