@@ -28,7 +28,7 @@ def _tb_name(key: str) -> str:
 
 
 class MetricWriter:
-  def __init__(self, workdir: str, *, total_steps: int, initial_step: int, batch_size: int):
+  def __init__(self, workdir: str, *, total_steps: int, batch_size: int):
     self.enabled = jax.process_index() == 0
     self.batch_size = batch_size
     self.jsonl = self.tb = self.bar = None
@@ -38,14 +38,9 @@ class MetricWriter:
     self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-    self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit='step', dynamic_ncols=True,
-                         file=sys.stderr, disable=None, mininterval=1.0)
-    self._last = (initial_step, time.perf_counter())
     # Without a terminal tqdm shows nothing: print a plain line every ~5% of the run instead.
     self._line_every = max(1, total_steps // 20)
-    self._start = (initial_step, time.perf_counter())
     self._total = total_steps
-    self._last_line = initial_step
 
   def write(self, step: int, metrics: dict, prefix: str = 'train'):
     """Logs scalars (and small lists) at `step`; returns them as Python numbers."""
@@ -64,6 +59,16 @@ class MetricWriter:
     if self.enabled:
       self.tb.add_image(name, rgb, step, dataformats='HWC')
       self.tb.flush()
+
+  def start(self, step: int):
+    """Opens the progress bar at the step training (re)starts from: a resumed run's images/s and
+    ETA then count only the steps this process runs, not the restored ones."""
+    if not self.enabled:
+      return
+    self.bar = tqdm.tqdm(total=self._total, initial=step, unit='step', dynamic_ncols=True,
+                         file=sys.stderr, disable=None, mininterval=1.0)
+    self._last = self._start = (step, time.perf_counter())
+    self._last_line = step
 
   def progress(self, step: int, loss: float | None = None):
     """Advances the bar to `step`, showing throughput (images/s) and the latest loss."""
@@ -92,6 +97,7 @@ class MetricWriter:
 
   def close(self):
     if self.enabled:
-      self.bar.close()
+      if self.bar is not None:
+        self.bar.close()
       self.tb.close()
       self.jsonl.close()

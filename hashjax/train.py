@@ -235,7 +235,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   run_files.write_start(workdir, config, run.protocol)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
                                      config.checkpoint.keep)
-  writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, initial_step=0,
+  writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps,
                                       batch_size=config.batch_size)
   describe = methods.get(config.method).describe
   notes = describe(config) if describe is not None else {}
@@ -276,7 +276,7 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
   config, total = run.config, run.total_steps
   meta = config_lib.checkpoint_meta(config)
   last_ckpt = ckpt.latest_step()
-  writer.progress(int(state.step))
+  writer.start(int(state.step))
   with _Preemption() as preemption:
     for step in range(int(state.step), total):
       # Before the step, not after the save: a resumed run recomputes exactly what the uninterrupted one did.
