@@ -16,7 +16,9 @@ steps are too few for recomputed centers (CSQ's fixed centers reach 0.98). Fashi
 protocol, 48 bits: mAP@all 0.8956 after 30 epochs, 0.9341 after 60 (`--config.num_epochs=60`; the
 centers' undecided bits settle slowly, the more slowly the more bits: 0.9049 at 32 bits, 0.9143
 at 24 and 0.9098 at 12 after 30 epochs); learnable, 60 epochs: 0.9052, its codes farther from their
-centers: BENCHMARKS.md, "Supervised family" and "Learnable vs recomputed centers in DCWH".
+centers, but 0.9440 at IDCWH's sigma 4 (`--config.loss.inv_var=0.0625`), its codes on their
+centers: BENCHMARKS.md, "Supervised family", "Learnable vs recomputed centers in DCWH" and "sigma
+and the optimizer, isolated".
 """
 
 from hashjax import config_lib

@@ -180,3 +180,14 @@ def test_trainer_refreshes_dcwh_centers_to_the_class_means(tmp_path):
   assert not np.allclose(initial, means)
   final = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['step'] == 6 and np.isfinite(final['mAP'])
+
+
+@pytest.mark.parametrize('arg,optimizer,sigma', [(None, 'adam', 4.0), ('sgd', 'sgd', 4.0),
+                                                 ('quick', 'sgd', 2.0), ('paper', 'sgd', 4.0)])
+def test_idcwh_config_settings(arg, optimizer, sigma):
+  """The full settings use Adam (chosen at sigma 4 on validation); :sgd, :quick and :paper keep SGD;
+  the centers learn at half the network's rate in every setting (the slides' 5e-3 vs 1e-2)."""
+  from hashjax import config_lib  # pylint: disable=g-import-not-at-top
+  c = helpers.load_config('idcwh', arg)
+  config_lib.validate(c)
+  assert (c.optimizer.name, c.loss.sigma, c.optimizer.lr_multipliers) == (optimizer, sigma, 'method/=0.5')
