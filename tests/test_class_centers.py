@@ -10,6 +10,7 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
+from hashjax import config_lib
 from hashjax import train
 from hashjax.methods import dcwh
 from hashjax.methods import idcwh
@@ -187,7 +188,6 @@ def test_trainer_refreshes_dcwh_centers_to_the_class_means(tmp_path):
 def test_idcwh_config_settings(arg, optimizer, sigma):
   """The full settings use Adam (chosen at sigma 4 on validation); :sgd, :quick and :paper keep SGD;
   the centers learn at half the network's rate in every setting (the slides' 5e-3 vs 1e-2)."""
-  from hashjax import config_lib  # pylint: disable=g-import-not-at-top
   c = helpers.load_config('idcwh', arg)
   config_lib.validate(c)
   assert (c.optimizer.name, c.loss.sigma, c.optimizer.lr_multipliers) == (optimizer, sigma, 'method/=0.5')
