@@ -1,25 +1,121 @@
 """Checkpoints: the only module that talks to Orbax.
 
-A checkpoint holds two items, `params` and `train` (optimizer state, step, rng), plus `meta` (the
-settings a restored run must agree with). Orbax writes each step to a temporary folder and renames
-it when complete, so a killed run never leaves a half-written checkpoint that looks finished.
+A checkpoint holds two array items, `params` and `train` (optimizer state, step, rng), plus `meta`
+(JSON): the whole config of the run that wrote it, and a CRC-32 of every saved array. Orbax writes
+each step to a temporary folder and renames it when complete, so a killed run never leaves a
+half-written checkpoint that looks finished.
+
+Guarantees (tests/test_workdir_safety.py):
+  * `save` refuses a state with a NaN or Inf anywhere in its parameters or optimizer state
+    (`NonFiniteStateError`), so a checkpoint is always finite.
+  * Every restore (`Checkpointer.restore`, `load_params`: training resume, `init_from`, evaluate,
+    classify, retrieve) recomputes the checksums of what it read and fails naming the step and the
+    array on a mismatch; a step is chosen on purpose with `step=` (`--config.checkpoint.restore_step`,
+    `--step`). Nothing is deleted automatically.
+  * Every failure (unreadable, truncated, another model's, a full disk while saving) is a
+    `CheckpointError` with a one-line message.
 Another run's parameters can be reused alone (`--config.init_from=DIR`).
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+
+from hashjax import errors
+
+CheckpointError = errors.CheckpointError
+ITEMS = ('params', 'train', 'meta')
 
 
-class CheckpointError(RuntimeError):
-  """A checkpoint that cannot be used, with what to do about it."""
+class NonFiniteStateError(errors.NonFiniteError):
+  """A state about to be saved holds NaN or Inf; `path` names the first such array."""
+
+  def __init__(self, path: str):
+    super().__init__(f'{path} holds NaN or Inf')
+    self.path = path
 
 
 def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _host(x) -> np.ndarray:
+  """A host copy of a (possibly multi-process) array; the state is replicated, so one local copy."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    x = x.addressable_data(0) if x.is_fully_replicated else multihost_utils.process_allgather(x, tiled=True)
+  return np.asarray(x)
+
+
+def _host_leaves(tree) -> list[tuple[str, np.ndarray]]:
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return [(jax.tree_util.keystr(path, simple=True, separator='/'), _host(x)) for path, x in flat]
+
+
+def _checksum(a: np.ndarray) -> str:
+  return f'{a.dtype}{list(a.shape)}:crc32={zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8)):08x}'
+
+
+def _first_non_finite(leaves) -> str | None:
+  for path, a in leaves:
+    if jnp.issubdtype(a.dtype, jnp.inexact) and not np.isfinite(a.astype(np.float32, copy=False)).all():
+      return path
+  return None
+
+
+def _train_item(state) -> dict:
+  return {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
+
+
+def _checkpoints_dir(directory: str) -> str:
+  """A workdir's checkpoints/ folder (or `directory` itself if it is one)."""
+  directory = os.path.abspath(directory)
+  inner = os.path.join(directory, 'checkpoints')
+  return inner if os.path.isdir(inner) else directory
+
+
+def _reader(directory: str) -> ocp.CheckpointManager:
+  """A manager for reading: with create=False it creates nothing (a mistyped path stays absent), and
+  hashjax never saves or deletes through it. (Orbax's read_only=True logs a warning on every use.)"""
+  return ocp.CheckpointManager(directory, item_names=ITEMS, options=ocp.CheckpointManagerOptions(create=False))
+
+
+def _verify(leaves, saved: dict | None, item: str, where: str) -> None:
+  """Fails unless `leaves` match the checksums saved with them (None: written before checksums
+  existed, nothing to compare) and are finite."""
+  for path, a in leaves if saved is not None else ():
+    if path not in saved:
+      raise CheckpointError(f'checkpoint {where} has no checksum for {item}/{path}: it was written by '
+                            f'another model or optimizer')
+    if _checksum(a) != saved[path]:
+      raise CheckpointError(f'checkpoint {where}: {item}/{path} fails its checksum (the file changed on disk '
+                            f'after it was written). Nothing was changed; restore an earlier step on purpose '
+                            f'with --config.checkpoint.restore_step=N (or --step N)')
+  bad = _first_non_finite(leaves)
+  if bad is not None:
+    raise CheckpointError(f'checkpoint {where}: {item}/{bad} holds NaN or Inf (written before hashjax checked '
+                          f'saved states); restore an earlier step with --config.checkpoint.restore_step=N')
+
+
+def _step_list(steps) -> str:
+  return ', '.join(map(str, sorted(steps))) or 'none'
+
+
+def _disk_problem(e: Exception) -> str | None:
+  """'disk full' / 'permission denied' when Orbax's error says so (it raises ValueError with
+  TensorStore's status text, or OSError), else None (a bug: re-raised as it is)."""
+  text = str(e)
+  if 'RESOURCE_EXHAUSTED' in text or 'No space left' in text or getattr(e, 'errno', None) in (28, 122):
+    return 'the disk is full'
+  if 'PERMISSION_DENIED' in text or isinstance(e, PermissionError):
+    return 'permission denied'
+  return None
 
 
 class Checkpointer:
@@ -27,98 +123,163 @@ class Checkpointer:
 
   def __init__(self, directory: str, every_steps: int, keep: int):
     self.directory = os.path.abspath(directory)
+    self.every_steps = every_steps
+    # cleanup_tmp_directories: a save that failed (a full disk) leaves its temporary folder; the
+    # workdir's lock guarantees no other writer owns one, so the next run frees that space.
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps, max_to_keep=keep, create=True),
-        item_names=('params', 'train', 'meta'))
+        options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps, max_to_keep=keep, create=True,
+                                             cleanup_tmp_directories=True),
+        item_names=ITEMS)
+    self._in_flight = None  # the step an asynchronous save is still writing
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, state, meta: dict, *, force: bool = False) -> bool:
-    train = {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
-    return self.manager.save(step, args=ocp.args.Composite(
-        params=ocp.args.StandardSave(state.params), train=ocp.args.StandardSave(train),
-        meta=ocp.args.JsonSave(meta)), force=force)
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
 
-  def restore(self, state, meta: dict):
-    """Restores the latest checkpoint into the structure, shardings and dtypes of `state`."""
-    step = self.latest_step()
-    where = os.path.join(self.directory, str(step))
+  def should_save(self, step: int) -> bool:
+    """Every `every_steps` steps. (Not Orbax's default policy, which also saves the first step of a
+    fresh run, a checkpoint taken before training has shown it is stable.)"""
+    return step % self.every_steps == 0
+
+  def save(self, step: int, state, meta: dict) -> None:
+    """Saves `state` at `step` (asynchronously) with `meta` and the checksums of every array.
+    Raises NonFiniteStateError, before writing anything, if the state holds NaN or Inf."""
+    params, train = _host_leaves(state.params), _host_leaves(_train_item(state))
+    for item, leaves in (('params', params), ('train', train)):
+      bad = _first_non_finite(leaves)
+      if bad is not None:
+        raise NonFiniteStateError(f'{item}/{bad}')
+    meta = dict(meta, checksums={'params': {p: _checksum(a) for p, a in params},
+                                 'train': {p: _checksum(a) for p, a in train}})
+    self.wait()  # a failure of the previous save is reported as that step's
     try:
-      saved_meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
-    except Exception as e:
-      raise CheckpointError(f'checkpoint {where} is unreadable ({type(e).__name__}: {e}). It is left as it is: '
-                            f'move it away to start afresh, or use another --workdir.') from e
-    _check_compatible(saved_meta, meta, where)
-    train = {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
+      self.manager.save(step, args=ocp.args.Composite(
+          params=ocp.args.StandardSave(state.params), train=ocp.args.StandardSave(_train_item(state)),
+          meta=ocp.args.JsonSave(meta)), force=True)
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_write_error(step, e)
+    self._in_flight = step
+
+  def wait(self) -> None:
+    """Blocks until the last save is on disk; a failure becomes a CheckpointError."""
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_write_error(self._in_flight, e)
+    finally:
+      self._in_flight = None
+
+  def _raise_write_error(self, step, e: Exception):
+    problem = _disk_problem(e)
+    if problem is None:
+      raise e
+    self.manager.reload()
+    saved = self.manager.all_steps()
+    then = f'it resumes from step {max(saved)}, the latest complete checkpoint' if saved else 'it starts afresh'
+    raise CheckpointError(
+        f'saving checkpoint step {step} to {self.directory} failed: {problem} ({errors.first_line(e, 160)}). '
+        f'Fix that and rerun the same command: {then}') from e
+
+  def read_meta(self, step: int) -> dict:
+    return read_meta(self.directory, step)
+
+  def restore(self, state, step: int | None = None):
+    """Restores `step` (default: the latest) into the structure, shardings and dtypes of `state`,
+    verifying every array against the checksums saved with it."""
+    step = self.latest_step() if step is None else step
+    where = os.path.join(self.directory, str(step))
+    meta = self.read_meta(step)
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(
           params=ocp.args.StandardRestore(_abstract(state.params)),
-          train=ocp.args.StandardRestore(_abstract(train))))
-    except Exception as e:
+          train=ocp.args.StandardRestore(_abstract(_train_item(state)))))
+    except Exception as e:  # pylint: disable=broad-except
       raise CheckpointError(f'checkpoint {where} is corrupt or does not match this model/optimizer '
-                            f'({type(e).__name__}: {e}). It is left as it is: move it away to start afresh, '
-                            f'or use another --workdir.') from e
+                            f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
+                            f'--config.checkpoint.restore_step=N (steps: {_step_list(self.all_steps())}), or use '
+                            f'another --workdir') from e
+    checksums = meta.get('checksums') or {}
+    _verify(_host_leaves(restored['params']), checksums.get('params'), 'params', where)
+    _verify(_host_leaves(restored['train']), checksums.get('train'), 'train', where)
     t = restored['train']
     return state.replace(params=restored['params'], opt_state=t['opt_state'], step=t['step'], rng=t['rng'])
-
-  def wait(self):
-    self.manager.wait_until_finished()
 
   def close(self):
     self.manager.close()
 
 
-def _check_compatible(saved: dict, current: dict, where: str):
-  diffs = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
-  if diffs:
-    listed = ', '.join(f'{k}: checkpoint has {a!r}, this run has {b!r}' for k, (a, b) in diffs.items())
-    raise CheckpointError(f'checkpoint {where} was written by an incompatible run ({listed}). '
-                          f'Use another --workdir, or pass the checkpoint\'s settings.')
+def steps(directory: str) -> list[int]:
+  """The complete checkpoints' steps in a workdir (or its checkpoints/ folder); [] if none."""
+  directory = _checkpoints_dir(directory)
+  if not os.path.isdir(directory):
+    return []
+  manager = _reader(directory)
+  try:
+    return sorted(manager.all_steps())
+  finally:
+    manager.close()
 
 
 def latest_step(directory: str) -> int | None:
   """The latest complete checkpoint's step in a workdir (or its checkpoints/ folder); None if none."""
-  directory = os.path.abspath(directory)
-  if os.path.isdir(os.path.join(directory, 'checkpoints')):
-    directory = os.path.join(directory, 'checkpoints')
-  if not os.path.isdir(directory):
-    return None
-  manager = ocp.CheckpointManager(directory, item_names=('params', 'train', 'meta'))
+  found = steps(directory)
+  return found[-1] if found else None
+
+
+def read_meta(directory: str, step: int) -> dict:
+  """The JSON `meta` saved with `step` (config, checksums) in a workdir or checkpoints/ folder."""
+  directory = _checkpoints_dir(directory)
+  manager = _reader(directory)
   try:
-    return manager.latest_step()
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'] or {}
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(f'checkpoint {os.path.join(directory, str(step))} is unreadable '
+                          f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
+                          f'--config.checkpoint.restore_step=N (steps: {_step_list(steps(directory))}), or use '
+                          f'another --workdir') from e
   finally:
     manager.close()
 
 
-def load_params(directory: str, params_like):
-  """Parameters of the latest checkpoint in another run's workdir (or its checkpoints/ folder)."""
-  directory = os.path.abspath(directory)
-  if os.path.isdir(os.path.join(directory, 'checkpoints')):
-    directory = os.path.join(directory, 'checkpoints')
-  manager = ocp.CheckpointManager(directory, item_names=('params', 'train', 'meta'))
-  step = manager.latest_step()
-  if step is None:
-    manager.close()
+def load_params(directory: str, params_like, step: int | None = None):
+  """(parameters, step) of another run's checkpoint (default: its latest), verified against its
+  checksums: for `init_from`, evaluation, classification and retrieval."""
+  directory = _checkpoints_dir(directory)
+  if not os.path.isdir(directory):
+    raise CheckpointError(f'no checkpoint found in {directory}: not a directory (a mistyped path?)')
+  available = steps(directory)
+  if not available:
     raise CheckpointError(f'no checkpoint found in {directory}')
+  step = available[-1] if step is None else step
+  if step not in available:
+    raise CheckpointError(f'no checkpoint of step {step} in {directory}; steps: {_step_list(available)}')
+  where = os.path.join(directory, str(step))
+  checksums = (read_meta(directory, step).get('checksums') or {}).get('params')
+  manager = _reader(directory)
   restore = lambda like: manager.restore(step, args=ocp.args.Composite(
       params=ocp.args.StandardRestore(_abstract(like))))['params']
+  wrap = lambda tree: tree
   try:
-    return restore(params_like), step
+    params = restore(params_like)
   except Exception as e:  # pylint: disable=broad-except
+    params = None
     # Checkpoints written before the {'model', 'method'} split hold the network's parameters alone.
     if isinstance(params_like, dict) and set(params_like) == {'model', 'method'} and not params_like['method']:
       try:
-        return {'model': restore(params_like['model']), 'method': {}}, step
+        params, wrap = restore(params_like['model']), lambda tree: {'model': tree, 'method': {}}
       except Exception:  # pylint: disable=broad-except
         pass
-    detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ''
-    raise CheckpointError(f'checkpoint {directory}/{step} does not fit this model: its parameter tree '
-                          f'differs ({type(e).__name__}: {detail}). Was it written with another '
-                          f'model / bits / method?') from e
+    if params is None:
+      raise CheckpointError(f'checkpoint {where} does not fit this model: its parameter tree differs or it is '
+                            f'corrupt ({errors.first_line(e, 200)}). Was it written with another model / bits / '
+                            f'method?') from e
   finally:
     manager.close()
+  _verify(_host_leaves(params), checksums, 'params', where)
+  return wrap(params), step
 
 
 def save_weights(directory: str, weights: dict, meta: dict) -> None:
@@ -128,12 +289,13 @@ def save_weights(directory: str, weights: dict, meta: dict) -> None:
   if os.path.exists(directory):
     raise CheckpointError(f'{directory} already exists: remove it or choose another destination')
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  meta = dict(meta, checksums={p: _checksum(a) for p, a in _host_leaves(weights)})
   checkpointer.save(directory, args=ocp.args.Composite(weights=ocp.args.StandardSave(weights),
                                                        meta=ocp.args.JsonSave(meta)))
 
 
 def load_weights(directory: str) -> tuple[dict, dict]:
-  """(weights as NumPy arrays, meta) of a `save_weights` checkpoint."""
+  """(weights as NumPy arrays, meta) of a `save_weights` checkpoint, verified against its checksums."""
   directory = os.path.abspath(directory)
   if not all(os.path.isdir(os.path.join(directory, item)) for item in ('weights', 'meta')):
     raise CheckpointError(f'pretrained: no weights checkpoint in {directory} (write one with '
@@ -142,6 +304,8 @@ def load_weights(directory: str) -> tuple[dict, dict]:
   try:
     restored = checkpointer.restore(directory, args=ocp.args.Composite(
         weights=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-  except Exception as e:
-    raise CheckpointError(f'pretrained: {directory} is unreadable ({type(e).__name__}: {e})') from e
-  return restored['weights'], restored['meta']
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(f'pretrained: {directory} is unreadable ({errors.first_line(e, 200)})') from e
+  meta = restored['meta']
+  _verify(_host_leaves(restored['weights']), meta.get('checksums'), 'weights', directory)
+  return restored['weights'], meta

@@ -13,8 +13,8 @@ exit code 2.
 import argparse
 import sys
 
+from hashjax import cli
 from hashjax import code_classifier
-from hashjax import train
 
 
 def main(argv=None) -> int:
@@ -26,18 +26,18 @@ def main(argv=None) -> int:
   p.add_argument('--batch_size', type=int, default=256)
   p.add_argument('--classes_in_plot', type=int, default=3, help='classes in codes_pca.png')
   p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--step', type=int, default=None, help='checkpoint step to encode with (default: the latest)')
+  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = p.parse_args(argv)
-  try:
+
+  def classify():
     out = code_classifier.classify_workdir(args.workdir, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
                                            batch_size=args.batch_size, seed=args.seed,
-                                           classes_in_plot=args.classes_in_plot)
-  except train.USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(f'{out["bits"]}-bit codes, {out["sets"]}: test accuracy MLP {out["mlp"]["test_accuracy"]:.4f}, '
-        f'linear probe {out["linear"]["test_accuracy"]:.4f} (chance {out["chance"]:.4f}); '
-        f'{args.workdir}/classify_metrics.json')
-  return 0
+                                           classes_in_plot=args.classes_in_plot, step=args.step)
+    print(f'{out["bits"]}-bit codes, {out["sets"]}: test accuracy MLP {out["mlp"]["test_accuracy"]:.4f}, '
+          f'linear probe {out["linear"]["test_accuracy"]:.4f} (chance {out["chance"]:.4f}); '
+          f'{args.workdir}/classify_metrics.json')
+  return cli.run(classify, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -89,10 +89,11 @@ def _check_checkpoint(workdir: str) -> None:
 
 
 def classify_workdir(workdir: str, *, epochs: int = 30, hidden: int = 512, lr: float = 1e-3,
-                     batch_size: int = 256, seed: int = 0, classes_in_plot: int = 3) -> dict:
-  """Encodes, trains the MLP and the linear probe, writes the metrics and figures; returns the metrics."""
+                     batch_size: int = 256, seed: int = 0, classes_in_plot: int = 3, step: int | None = None) -> dict:
+  """Encodes with checkpoint `step` (default: the latest), trains the MLP and the linear probe,
+  writes the metrics and figures; returns the metrics."""
   _check_checkpoint(workdir)
-  config, run, params, step = evaluate_run.load_run(workdir)
+  config, run, params, step = evaluate_run.load_run(workdir, step)
   protocol = run.protocol
   train_idx, test_idx, sets = classification_sets(protocol)
 

@@ -7,6 +7,8 @@ Config files call `base_config()` and change what their method needs; with `lock
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import os
 
 import ml_collections as mlc
@@ -93,7 +95,10 @@ def base_config() -> mlc.ConfigDict:
                                     lr_multipliers=''))  # e.g. 'model/head/=10,method/=0.5' (optim.py)
   c.eval = mlc.ConfigDict(dict(every_steps=0, batch_size=1000, topk=(1000,), radius=2, pn=(100, 1000),
                                ties='stable'))
-  c.checkpoint = mlc.ConfigDict(dict(every_steps=1000, keep=3))
+  # restore_step: 0 resumes from the latest checkpoint, N > 0 from step N on purpose (later steps are
+  # moved to checkpoints_set_aside/). allow_changes: 'optimizer.lr,loss.' lets a resume change these
+  # keys (or groups) besides the RESUMABLE_KEYS, e.g. a lower lr after a NaN stop.
+  c.checkpoint = mlc.ConfigDict(dict(every_steps=1000, keep=3, restore_step=0, allow_changes=''))
   c.log_every_steps = 50
   c.init_from = ''            # another run's workdir: start from its parameters
   c.num_devices = 0           # 0: every device of every process
@@ -125,6 +130,22 @@ def validate(c) -> None:
     raise ValueError('set num_epochs or num_steps to a positive number')
   if c.eval.ties not in ('stable', 'numpy', 'expected'):
     raise ValueError(f'eval.ties must be stable, numpy or expected, got {c.eval.ties!r}')
+  flat = flat_config(c)
+  for key, value in flat.items():
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+      raise ValueError(f'{key} must be a finite number, got {value!r}')
+  if not c.optimizer.lr > 0:
+    raise ValueError(f'optimizer.lr must be positive, got {c.optimizer.lr!r} (to freeze parameters: '
+                     f"optimizer.lr_multipliers='model/=0')")
+  if c.checkpoint.every_steps <= 0 or c.checkpoint.keep <= 0 or c.checkpoint.restore_step < 0:
+    raise ValueError('checkpoint.every_steps and checkpoint.keep must be positive and checkpoint.restore_step >= 0 '
+                     f'(0: the latest), got {c.checkpoint.every_steps}, {c.checkpoint.keep}, '
+                     f'{c.checkpoint.restore_step}')
+  for key in filter(None, (k.strip() for k in c.checkpoint.allow_changes.split(','))):
+    if not any(_matches(k, key) for k in flat):
+      raise ValueError(f'checkpoint.allow_changes names {key!r}, which is not a config key (a group ends with '
+                       f"'.', e.g. 'loss.')")
 
 
 def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.ConfigDict, mlc.ConfigDict]:
@@ -201,6 +222,63 @@ def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:
   return c
 
 
+# ---------------------------------------------------------------- resuming
+# Keys a resumed run may change: how long, how often, where and how fast it runs, not what it
+# computes. A group ends with '.'. Extending num_epochs / num_steps stretches a schedule over the
+# total steps from the restored step on. Any other difference from the checkpoint's config stops
+# the run before it writes anything, unless `checkpoint.allow_changes` names the key on purpose.
+RESUMABLE_KEYS = ('num_epochs', 'num_steps', 'log_every_steps', 'checkpoint.', 'eval.', 'num_devices',
+                  'dataset.reads', 'dataset.data_dir')
+
+
+def _matches(key: str, pattern: str) -> bool:
+  return key == pattern or (pattern.endswith('.') and key.startswith(pattern))
+
+
+def flatten(tree: dict, prefix: str = '') -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) and v:
+      out.update(flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def flat_config(c) -> dict:
+  """The config as JSON values (tuples become lists) under dotted keys."""
+  return flatten(json.loads(c.to_json_best_effort()))
+
+
+ABSENT = '<absent>'
+
+
+def differences(old: dict, new: dict) -> dict[str, tuple]:
+  """{key: (old value, new value)} for every key where two flat configs differ. A key that only one
+  side has and that holds the schema's default there (a key added to hashjax after the other run)
+  is no difference."""
+  defaults = flat_config(base_config())
+  out = {}
+  for k in sorted(set(old) | set(new)):
+    a, b = old.get(k, ABSENT), new.get(k, ABSENT)
+    if a != b and not (ABSENT in (a, b) and k in defaults and defaults[k] in (a, b)):
+      out[k] = (a, b)
+  return out
+
+
+def resume_conflicts(changes: dict[str, tuple], allow: str = '') -> dict[str, tuple]:
+  """The `differences` a resume may not make: not in RESUMABLE_KEYS nor in `allow` ('a.b,c.')."""
+  allowed = RESUMABLE_KEYS + tuple(filter(None, (k.strip() for k in allow.split(','))))
+  return {k: v for k, v in changes.items() if not any(_matches(k, p) for p in allowed)}
+
+
+def format_differences(changes: dict[str, tuple], limit: int = 8) -> str:
+  items = [f'{k}: {a!r} -> {b!r}' for k, (a, b) in changes.items()]
+  return '; '.join(items[:limit]) + (f'; and {len(items) - limit} more' if len(items) > limit else '')
+
+
 def checkpoint_meta(c) -> dict:
-  """What a checkpoint must agree with to be resumed by this config."""
-  return {'method': c.method, 'model': c.model.name, 'bits': c.bits}
+  """What a checkpoint records of the run that wrote it: the whole config (and, for checkpoints
+  older than that, the three keys they recorded)."""
+  return {'method': c.method, 'model': c.model.name, 'bits': c.bits, 'config': flat_config(c)}

@@ -19,7 +19,8 @@ import json
 import os
 import sys
 
-import numpy as np
+from hashjax import cli
+from hashjax.retrieval import code_files
 
 
 def _parse_pn(text: str) -> tuple[int, ...]:
@@ -62,34 +63,10 @@ def _parser() -> argparse.ArgumentParser:
                  "(JAX_NUM_CPU_DEVICES=N overrides)")
   p.add_argument("--tsne", type=int, default=2000,
                  help="with --workdir: query codes in the t-SNE plot codes_tsne.png (0: no plot)")
+  p.add_argument("--step", type=int, default=None,
+                 help="with --workdir: evaluate this checkpoint step (default: the latest)")
+  p.add_argument("--verbosity", default=None, help=cli.VERBOSITY_HELP)
   return p
-
-
-def _load(path: str, what: str) -> np.ndarray:
-  try:
-    return np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise ValueError(f"cannot read {what} from {path}: {e}") from None
-
-
-def _codes(arr: np.ndarray, what: str, bits: int | None):
-  """-> (packed uint32, bits)."""
-  from hashjax.retrieval.codes import num_words, pack_codes
-  if arr.ndim != 2:
-    raise ValueError(f"{what} must be 2-D, got shape {arr.shape}")
-  if arr.dtype == np.uint32:
-    if bits is None:
-      raise ValueError(f"{what} is packed uint32: pass --bits")
-    if arr.shape[1] != num_words(bits):
-      raise ValueError(f"{what} has {arr.shape[1]} words per code; --bits "
-                       f"{bits} needs {num_words(bits)}")
-    return arr, bits
-  if bits is not None and arr.shape[1] != bits:
-    raise ValueError(f"{what} has {arr.shape[1]} bits but --bits {bits}")
-  if arr.dtype.kind == "f" and np.isnan(arr).any():
-    raise ValueError(f"{what} contain NaN")
-  binary01 = bool(((arr == 0) | (arr == 1)).all())  # ±1 codes never hold 0
-  return pack_codes(arr, binary01=binary01), arr.shape[1]
 
 
 def run(argv=None) -> dict:
@@ -100,7 +77,7 @@ def run(argv=None) -> dict:
     if any(getattr(args, f) for f in files):
       parser.error("give either --workdir or the four code/label files, not both")
     from hashjax import evaluate_run
-    return evaluate_run.evaluate_workdir(args.workdir, tsne_sample=args.tsne)
+    return evaluate_run.evaluate_workdir(args.workdir, tsne_sample=args.tsne, step=args.step)
   missing = [f"--{f}" for f in files if not getattr(args, f)]
   if missing:
     parser.error(f"missing {', '.join(missing)} (or give --workdir)")
@@ -114,14 +91,14 @@ def run(argv=None) -> dict:
       pass
   from hashjax.retrieval.metrics import retrieval_metrics
   from hashjax.retrieval.search import db_mesh
-  qc, qbits = _codes(_load(args.query_codes, "query codes"), "query codes",
-                     args.bits)
-  dc, dbits = _codes(_load(args.db_codes, "database codes"), "database codes",
-                     args.bits)
+  qc, qbits = code_files.packed_codes(code_files.load_npy(args.query_codes, "query codes"), "query codes",
+                                      args.bits)
+  dc, dbits = code_files.packed_codes(code_files.load_npy(args.db_codes, "database codes"), "database codes",
+                                      args.bits)
   if qbits != dbits:
     raise ValueError(f"query codes have {qbits} bits, database codes {dbits}")
-  m = retrieval_metrics(qc, _load(args.query_labels, "query labels"), dc,
-                        _load(args.db_labels, "database labels"), bits=qbits,
+  m = retrieval_metrics(qc, code_files.load_npy(args.query_labels, "query labels"), dc,
+                        code_files.load_npy(args.db_labels, "database labels"), bits=qbits,
                         topk=() if args.topk is None else (args.topk,),
                         radius=args.radius, pn=args.pn, ties=args.ties,
                         zero_relevant=args.zero_relevant,
@@ -133,13 +110,11 @@ def run(argv=None) -> dict:
 
 
 def main(argv=None) -> int:
-  try:
-    out = run(argv)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(json.dumps(out))
-  return 0
+  args = _parser().parse_args(argv)
+
+  def evaluate():
+    print(json.dumps(run(argv)))
+  return cli.run(evaluate, verbose=args.verbosity is not None)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,20 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def load_run(workdir: str):
-  """(config, run, params, step): the run rebuilt from its config.json, with its latest parameters."""
+def load_run(workdir: str, step: int | None = None):
+  """(config, run, params, step): the run rebuilt from its config.json, with the parameters of its
+  checkpoint `step` (default: the latest), verified against their checksums."""
   config = load_config(workdir)
   run = train.build(config, for_training=False)
-  params, step = checkpoint.load_params(workdir, run.state.params)
+  params, step = checkpoint.load_params(workdir, run.state.params, step)
   return config, run, params, step
 
 
-def encode_workdir(workdir: str):
-  """(config, run, query codes, database codes, step) of the workdir's latest checkpoint;
-  codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's query/database order."""
-  config, run, params, step = load_run(workdir)
+def encode_workdir(workdir: str, step: int | None = None):
+  """(config, run, query codes, database codes, step) of the workdir's checkpoint `step` (default:
+  the latest); codes are the real-valued network codes (sign >= 0 is bit 1) in the protocol's
+  query/database order."""
+  config, run, params, step = load_run(workdir, step)
   q, db = encode_protocol(config, run, params)
   return config, run, q, db, step
 
@@ -60,9 +62,9 @@ def encode_protocol(config, run, params):
   return q, db
 
 
-def evaluate_workdir(workdir: str, tsne_sample: int = 2000) -> dict:
+def evaluate_workdir(workdir: str, tsne_sample: int = 2000, step: int | None = None) -> dict:
   """Writes the files above (`tsne_sample` query codes in the t-SNE; 0 skips it); returns the metrics."""
-  config, run, q, db, step = encode_workdir(workdir)
+  config, run, q, db, step = encode_workdir(workdir, step)
   protocol = run.protocol
   bits = q.shape[1]
   qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)

@@ -13,6 +13,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hashjax import cli
 from hashjax import config_lib
 from hashjax import distributed
 from hashjax import train
@@ -20,6 +21,8 @@ from hashjax import train
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file: path/to/config.py[:arg].',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, metrics); default runs/<config>.')
+_FORCE_UNLOCK = flags.DEFINE_bool('force_unlock', False, "Take over the workdir's lock left by a run on another "
+                                  'host (only once that run is surely not running).')
 
 
 def default_workdir(config_path: str, config) -> str:
@@ -30,17 +33,16 @@ def default_workdir(config_path: str, config) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not flags.FLAGS['verbosity'].present:
+  verbose = flags.FLAGS['verbosity'].present
+  if not verbose:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
   distributed.initialize_if_multiprocess()
   config = _CONFIG.value
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename, config)
-  try:
-    train.train_and_evaluate(config, workdir)
-  except train.USER_ERRORS as e:
-    if flags.FLAGS['verbosity'].present:
-      raise
-    sys.exit(f'error: {e}\n(rerun with --verbosity=0 for the traceback)')
+
+  def train_and_evaluate():
+    train.train_and_evaluate(config, workdir, force_unlock=_FORCE_UNLOCK.value)
+  sys.exit(cli.run(train_and_evaluate, verbose=verbose))
 
 
 def check_argv(argv):
@@ -51,7 +53,8 @@ def check_argv(argv):
     try:
       config_lib.check_override_keys(config_lib.load_config_file(specs[-1]), argv)
     except (KeyError, ValueError, FileNotFoundError) as e:
-      sys.exit(f'error: {e.args[0] if e.args else e}')
+      print(f'error: {cli.describe(e)}', file=sys.stderr)
+      sys.exit(2)
 
 
 if __name__ == '__main__':

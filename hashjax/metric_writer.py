@@ -22,37 +22,69 @@ def _plain(value):
   return value.item() if value.size == 1 else value.tolist()
 
 
+def plain(metrics: dict) -> dict:
+  """Metrics (device arrays) as Python numbers and lists."""
+  return {k: _plain(v) for k, v in metrics.items()}
+
+
 def _tb_name(key: str) -> str:
   """TensorBoard tag for a metric name ('mAP@1000' -> 'mAP_at_1000', 'P@H<=2' -> 'P_at_H_le_2')."""
   return key.replace('@', '_at_').replace('<=', '_le_')
 
 
+def drop_rows_after(path: str, step: int, *, final_step: int) -> None:
+  """Rewrites metrics.jsonl without the rows a killed run logged after the step it resumes from
+  (they are logged again), and without the final evaluation's rows when that evaluation reruns."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    rows = f.readlines()
+
+  def keep(line):
+    try:
+      row = json.loads(line)
+    except ValueError:  # a line cut short by a kill
+      return False
+    return row['step'] < step or (row['step'] == step and (row.get('split') == 'train' or step < final_step))
+  kept = [line for line in rows if keep(line)]
+  if len(kept) < len(rows):
+    with open(path + '.tmp', 'w') as f:
+      f.writelines(kept)
+    os.replace(path + '.tmp', path)
+
+
 class MetricWriter:
-  def __init__(self, workdir: str, *, total_steps: int, batch_size: int):
+  """`start_step`: the step the run starts from (0, or the restored checkpoint's): rows and
+  TensorBoard events past it, left by a killed run, are dropped, so every step appears once."""
+
+  def __init__(self, workdir: str, *, total_steps: int, batch_size: int, start_step: int = 0):
     self.enabled = jax.process_index() == 0
     self.batch_size = batch_size
     self.jsonl = self.tb = self.bar = None
     if not self.enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    path = os.path.join(workdir, 'metrics.jsonl')
+    drop_rows_after(path, start_step, final_step=total_steps)
+    self.jsonl = open(path, 'a')
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    # purge_step: TensorBoard hides the events a killed run wrote at or after this step.
+    self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=start_step + 1)
     # Without a terminal tqdm shows nothing: print a plain line every ~5% of the run instead.
     self._line_every = max(1, total_steps // 20)
     self._total = total_steps
 
   def write(self, step: int, metrics: dict, prefix: str = 'train'):
     """Logs scalars (and small lists) at `step`; returns them as Python numbers."""
-    plain = {k: _plain(v) for k, v in metrics.items()}
+    values = plain(metrics)
     if not self.enabled:
-      return plain
-    self.jsonl.write(json.dumps({'step': step, 'split': prefix, 'time': time.time(), **plain}) + '\n')
+      return values
+    self.jsonl.write(json.dumps({'step': step, 'split': prefix, 'time': time.time(), **values}) + '\n')
     self.jsonl.flush()
-    for k, v in plain.items():
+    for k, v in values.items():
       if isinstance(v, (int, float)) and math.isfinite(v):
         self.tb.add_scalar(f'{prefix}/{_tb_name(k)}', v, step)
-    return plain
+    return values
 
   def image(self, step: int, name: str, rgb: np.ndarray):
     """An (H, W, 3) uint8 image in TensorBoard (e.g. the PR curve at each evaluation)."""

@@ -37,6 +37,7 @@ import numpy as np
 import optax
 from sklearn import metrics as sk_metrics
 
+from hashjax import cli
 from hashjax import small_mlp
 
 NUM_PAIRS = 200_000
@@ -167,11 +168,12 @@ def fit_and_test_sets(protocol) -> tuple[np.ndarray, np.ndarray, str]:
   return fit, test, f'fit = {source} ({len(fit)}), test = the query set ({len(test)})'
 
 
-def verify_workdir(workdir: str, **kwargs) -> dict:
-  """Encodes the workdir's fit and test sets with its latest checkpoint, runs `verify`, writes the json."""
+def verify_workdir(workdir: str, step: int | None = None, **kwargs) -> dict:
+  """Encodes the workdir's fit and test sets with its checkpoint `step` (default: the latest), runs
+  `verify`, writes the json."""
   from hashjax import evaluate_run  # pylint: disable=g-import-not-at-top  (the trainer's imports)
   from hashjax import evaluator  # pylint: disable=g-import-not-at-top
-  config, run, params, step = evaluate_run.load_run(workdir)
+  config, run, params, step = evaluate_run.load_run(workdir, step)
   protocol = run.protocol
   fit, test, sets = fit_and_test_sets(protocol)
   encode = lambda idx: evaluator.encode_set(run.encode, params, protocol.images, idx, config.eval.batch_size,
@@ -184,10 +186,15 @@ def verify_workdir(workdir: str, **kwargs) -> dict:
 
 
 def _load_codes(path: str, what: str, bits: int | None) -> np.ndarray:
-  from hashjax import evaluate  # pylint: disable=g-import-not-at-top
+  from hashjax.retrieval import code_files  # pylint: disable=g-import-not-at-top
   from hashjax.retrieval import codes as codes_lib  # pylint: disable=g-import-not-at-top
-  packed, bits = evaluate._codes(evaluate._load(path, what), what, bits)  # pylint: disable=protected-access
+  packed, bits = code_files.packed_codes(code_files.load_npy(path, what), what, bits)
   return codes_lib.unpack_codes(packed, bits)
+
+
+def _load_labels(path: str, what: str) -> np.ndarray:
+  from hashjax.retrieval import code_files  # pylint: disable=g-import-not-at-top
+  return code_files.load_npy(path, what)
 
 
 def main(argv=None) -> int:
@@ -204,31 +211,30 @@ def main(argv=None) -> int:
   p.add_argument('--batch_size', type=int, default=200)
   p.add_argument('--balanced', action='store_true', help='half similar pairs instead of random pairs')
   p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--step', type=int, default=None, help='with --workdir: the checkpoint step (default: the latest)')
+  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = p.parse_args(argv)
   kwargs = dict(num_pairs=args.pairs, num_test_pairs=args.test_pairs, hidden=args.hidden, epochs=args.epochs,
                 lr=args.lr, batch_size=args.batch_size, balanced=args.balanced, seed=args.seed)
-  from hashjax import train  # pylint: disable=g-import-not-at-top
   files = [args.train_codes, args.train_labels, args.test_codes, args.test_labels]
-  try:
+
+  def pair_verification():
     if args.workdir and not any(files):
-      out = verify_workdir(args.workdir, **kwargs)
+      out = verify_workdir(args.workdir, step=args.step, **kwargs)
       where = f'; {args.workdir}/pair_verification.json'
     elif all(files) and not args.workdir:
       codes = [_load_codes(args.train_codes, 'train codes', args.bits),
                _load_codes(args.test_codes, 'test codes', args.bits)]
-      labels = [np.load(args.train_labels, allow_pickle=False), np.load(args.test_labels, allow_pickle=False)]
+      labels = [_load_labels(args.train_labels, 'train labels'), _load_labels(args.test_labels, 'test labels')]
       out, where = verify(codes[0], labels[0], codes[1], labels[1], **kwargs), ''
       print(json.dumps(out))
     else:
       raise ValueError('pass --workdir, or all of --train_codes --train_labels --test_codes --test_labels')
-  except train.USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  c = out['classifier']
-  print(f'{out["bits"]}-bit codes, {out["test_pairs"]} test pairs ({out["test_similar_fraction"]:.3f} similar): '
-        f'precision {c["precision"]:.4f} recall {c["recall"]:.4f} AP {c["average_precision"]:.4f} '
-        f'(Hamming distance AP {out["hamming_average_precision"]:.4f}){where}')
-  return 0
+    c = out['classifier']
+    print(f'{out["bits"]}-bit codes, {out["test_pairs"]} test pairs ({out["test_similar_fraction"]:.3f} similar): '
+          f'precision {c["precision"]:.4f} recall {c["recall"]:.4f} AP {c["average_precision"]:.4f} '
+          f'(Hamming distance AP {out["hamming_average_precision"]:.4f}){where}')
+  return cli.run(pair_verification, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ Debian's `dataset-fashion-mnist` package, and `digits` ships with scikit-learn.
 import argparse
 import sys
 
+from hashjax import cli
 from hashjax.data import sources
 
 
@@ -27,14 +28,12 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog='python -m hashjax.prepare_data', description=__doc__.split('\n\n')[0])
   parser.add_argument('name', help=', '.join(sorted(sources.TFDS_NUM_CLASSES)))
   parser.add_argument('--data_dir', default=None, help='default: ~/tensorflow_datasets')
+  parser.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = parser.parse_args(argv)
-  try:
-    where = prepare(args.name, args.data_dir)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(f'{args.name} prepared in {where}')
-  return 0
+
+  def prepare_data():
+    print(f'{args.name} prepared in {prepare(args.name, args.data_dir)}')
+  return cli.run(prepare_data, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

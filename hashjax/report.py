@@ -28,6 +28,7 @@ import sys
 
 import numpy as np
 
+from hashjax import cli
 from hashjax import plots
 from hashjax import run_files
 from hashjax.retrieval import codes as codes_lib
@@ -250,14 +251,13 @@ def main(argv=None) -> int:
                  help='tables and CSV only (the figures re-encode every deep run from its checkpoint)')
   p.add_argument('--previous', action='append', default=[], metavar='CSV',
                  help="an earlier report.csv whose cells' run folders are gone (repeatable); the root's cells win")
+  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = p.parse_args(argv)
-  try:
+
+  def report():
     result = write_report(args.root, args.out, with_figures=not args.no_figures, previous=tuple(args.previous))
-  except (FileNotFoundError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(f"{result['report']} ({result['cells']} runs), {result['csv']}, {len(result['figures'])} figures")
-  return 0
+    print(f"{result['report']} ({result['cells']} runs), {result['csv']}, {len(result['figures'])} figures")
+  return cli.run(report, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from hashjax import checkpoint
+from hashjax import cli
 from hashjax import evaluate_run
 from hashjax import evaluator
 from hashjax import methods
@@ -74,10 +74,10 @@ def _check_k(k: int, database_size: int):
 
 
 def make_retrieval_grid(workdir: str, num_queries: int = 8, k: int = 10, seed: int = 0, path: str | None = None,
-                        query_indices=None, query_image: str | None = None) -> str:
+                        query_indices=None, query_image: str | None = None, step: int | None = None) -> str:
   """Draws the top-k of `query_indices` (positions in the protocol's query set), of an image file, or
-  of `num_queries` random queries; returns the figure's path."""
-  config, run, params, step = evaluate_run.load_run(workdir)
+  of `num_queries` random queries, with checkpoint `step` (default: the latest); returns the figure's path."""
+  config, run, params, step = evaluate_run.load_run(workdir, step)
   protocol, bs = run.protocol, config.eval.batch_size
   _check_k(k, len(protocol.database))
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
@@ -157,10 +157,11 @@ def label_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def retrieval_metrics_per_class(workdir: str, per_class: int, pk=(10, 50, 100, 500, 1000), topk: int = 1000,
                                 pool: str = 'topm', pool_size: int = 1000, radius: int = 2, hist_query: int = 0,
-                                seed: int = 0) -> dict:
+                                seed: int = 0, step: int | None = None) -> dict:
   """mAP@topk and P@k of plain Hamming ranking and of coarse-to-fine search for `per_class` random
-  queries per class against the database; writes retrieval_metrics.json and label_histogram.png."""
-  config, run, params, step = evaluate_run.load_run(workdir)
+  queries per class against the database (checkpoint `step`, default the latest); writes
+  retrieval_metrics.json and label_histogram.png."""
+  config, run, params, step = evaluate_run.load_run(workdir, step)
   protocol, bs = run.protocol, config.eval.batch_size
   ndb = len(protocol.database)
   pk = tuple(int(k) for k in pk)
@@ -231,24 +232,24 @@ def main(argv=None) -> int:
   metrics_mode.add_argument('--pool_size', type=int, default=1000, help='M: Hamming candidates per query')
   metrics_mode.add_argument('--radius', type=int, default=2, help='Hamming radius of --pool radius')
   metrics_mode.add_argument('--hist_query', type=int, default=0, help='which chosen query the histogram shows')
+  p.add_argument('--step', type=int, default=None, help='checkpoint step to encode with (default: the latest)')
+  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = p.parse_args(argv)
   if args.query and args.query_index:
     p.error('give --query or --query_index, not both')
   if args.per_class is not None and (args.query or args.query_index):
     p.error('--per_class computes metrics over sampled queries; it takes no --query or --query_index')
-  try:
+
+  def retrieve():
     if args.per_class is not None:
       pk = tuple(int(k) for k in args.pk.split(',') if k.strip())
       out = retrieval_metrics_per_class(args.workdir, args.per_class, pk, args.topk, args.pool, args.pool_size,
-                                        args.radius, args.hist_query, args.seed)
+                                        args.radius, args.hist_query, args.seed, step=args.step)
       print(json.dumps({k: out[k] for k in ('num_queries', 'hamming', 'coarse_to_fine', 'files')}, indent=1))
-      return 0
-    path = make_retrieval_grid(args.workdir, args.queries, args.k, args.seed, args.out, args.query_index, args.query)
-  except (ValueError, FileNotFoundError, checkpoint.CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(path)
-  return 0
+      return
+    print(make_retrieval_grid(args.workdir, args.queries, args.k, args.seed, args.out, args.query_index, args.query,
+                              step=args.step))
+  return cli.run(retrieve, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import jax
 import numpy as np
 
 CODES_FILE = 'codes.npz'
+CONFIG_CHANGES_FILE = 'config_changes.jsonl'
 
 
 def write_json(workdir: str, name: str, obj) -> None:
@@ -19,10 +21,25 @@ def write_json(workdir: str, name: str, obj) -> None:
       json.dump(obj, f, indent=2)
 
 
-def write_start(workdir: str, config, protocol) -> None:
-  """config.json (the config that ran) and protocol.json (its query / train / database split)."""
+def write_start(workdir: str, config, protocol, *, step: int = 0, changes: dict | None = None) -> None:
+  """config.json (the config that runs from now on), protocol.json (its query / train / database
+  split) and, when a resume at `step` changes config keys, one line in config_changes.jsonl
+  ({step, time, changes: {key: [old, new]}}), so the workdir says which settings ran when."""
   write_json(workdir, 'config.json', json.loads(config.to_json_best_effort()))
   write_json(workdir, 'protocol.json', {'dataset': config.dataset.name, **protocol.summary()})
+  if changes and jax.process_index() == 0:
+    with open(os.path.join(workdir, CONFIG_CHANGES_FILE), 'a') as f:
+      f.write(json.dumps({'step': step, 'time': time.time(), 'changes': {k: list(v) for k, v in changes.items()}})
+              + '\n')
+
+
+def read_json(workdir: str, name: str) -> dict | None:
+  """A workdir's JSON file, or None when it does not exist."""
+  path = os.path.join(workdir, name)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
 def format_metrics(metrics: dict) -> str:

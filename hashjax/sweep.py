@@ -24,6 +24,7 @@ import sys
 
 import ml_collections
 
+from hashjax import cli
 from hashjax import config_lib
 from hashjax import train
 
@@ -105,14 +106,6 @@ def cell_config(cell: Cell, overrides: list[str]) -> ml_collections.ConfigDict:
   return config
 
 
-def _differences(old, new, prefix='') -> list[str]:
-  """'key: old -> new' for every leaf where two config.json dicts differ."""
-  if isinstance(old, dict) and isinstance(new, dict):
-    return [d for k in sorted(set(old) | set(new))
-            for d in _differences(old.get(k, '<absent>'), new.get(k, '<absent>'), f'{prefix}{k}.')]
-  return [] if old == new else [f'{prefix[:-1]}: {old!r} -> {new!r}']
-
-
 def check_existing_cells(root: str, cells: list[Cell], overrides: list[str]) -> None:
   """A cell folder that already holds a run (finished or killed) must have run this sweep's config:
   skipping or resuming it otherwise would put another setting's numbers in the table."""
@@ -122,11 +115,10 @@ def check_existing_cells(root: str, cells: list[Cell], overrides: list[str]) -> 
       continue
     with open(path) as f:
       old = json.load(f)
-    new = json.loads(cell_config(cell, overrides).to_json_best_effort())
-    diff = _differences(old, new)
+    diff = config_lib.differences(config_lib.flatten(old), config_lib.flat_config(cell_config(cell, overrides)))
     if diff:
       raise ValueError(f'{cell.workdir(root)} holds a run with another config than this sweep asks for '
-                       f'({"; ".join(diff[:5])}{"; ..." if len(diff) > 5 else ""}): give the sweep another '
+                       f'({config_lib.format_differences(diff, 5)}): give the sweep another '
                        '--workdir, or delete that folder to rerun the cell')
 
 
@@ -168,6 +160,7 @@ def main(argv=None) -> int:
   p.add_argument('--workdir', required=True)
   p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override in every cell')
   p.add_argument('--cells', default='0/1', help='i/n: run every n-th cell starting at i')
+  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = p.parse_args(argv)
   try:
     index, count = (int(v) for v in args.cells.split('/'))
@@ -175,7 +168,8 @@ def main(argv=None) -> int:
       raise ValueError
   except ValueError:
     p.error(f'--cells takes i/n with 0 <= i < n, got {args.cells!r}')
-  try:
+
+  def sweep():
     cells = grid(args.config, args.bits, args.seeds)
     # A bad config or override fails before any cell runs.
     configs = [cell_config(next(c for c in cells if c.spec == spec), args.set) for spec in args.config]
@@ -183,13 +177,9 @@ def main(argv=None) -> int:
     for config in configs:
       config_lib.validate(config)
     statuses = run(args.workdir, cells, args.set, (index, count))
-  except train.USER_ERRORS as e:
-    print(f'error: {e.args[0] if isinstance(e, KeyError) and e.args else e}', file=sys.stderr)
-    return 2
-  if statuses and statuses[-1]['status'] == 'preempted':
-    return 0  # like a preempted `hashjax.main`: saved cleanly, exit 0
-  print(f'sweep finished: python -m hashjax.report {args.workdir}', flush=True)
-  return 0
+    if not (statuses and statuses[-1]['status'] == 'preempted'):  # preempted: saved cleanly, exit 0 as main
+      print(f'sweep finished: python -m hashjax.report {args.workdir}', flush=True)
+  return cli.run(sweep, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ periodically and at the end, checkpoints, and writes metrics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -24,6 +25,7 @@ from jax.experimental import multihost_utils
 from hashjax import baselines
 from hashjax import checkpoint as checkpoint_lib
 from hashjax import config_lib
+from hashjax import errors
 from hashjax import evaluator
 from hashjax import metric_writer
 from hashjax import methods
@@ -34,6 +36,7 @@ from hashjax import run_files
 from hashjax import shallow
 from hashjax import sharding
 from hashjax import train_step as train_step_lib
+from hashjax import workdir_lock
 from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
@@ -46,15 +49,6 @@ from hashjax.data import sources
 _FAULT = os.environ.get('HASHJAX_FAULT_SIGNAL_AT_STEP', '').split(':')
 _FAULT_STEP, _FAULT_SIGNAL = (int(_FAULT[0]), signal.Signals[_FAULT[1]]) if _FAULT[0] else (0, None)
 _FAULT_PROCESS = int(_FAULT[2]) if len(_FAULT) > 2 else None
-
-
-class NonFiniteLossError(FloatingPointError):
-  pass
-
-
-# Errors caused by the config, the data or the workdir: CLIs print them as one clear line.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, sources.DatasetUnavailableError,
-               checkpoint_lib.CheckpointError, NonFiniteLossError)
 
 
 def load_protocol(config) -> protocols.Protocol:
@@ -127,13 +121,21 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def _non_finite_error(step: int, what: str, last_ckpt: int | None) -> errors.NonFiniteError:
+  if last_ckpt is None:
+    where = 'No checkpoint was written; rerun with a lower --config.optimizer.lr'
+  else:
+    where = (f'Nothing was saved after step {last_ckpt}, the last checkpoint (finite). To go on from it with a '
+             f'lower learning rate, rerun with --config.optimizer.lr=... '
+             f'--config.checkpoint.allow_changes=optimizer.lr')
+  return errors.NonFiniteError(f'training diverged at step {step}: {what}. {where}; or add '
+                               f'--config.optimizer.grad_clip_norm, or check the data')
+
+
 def _check_finite(step: int, metrics: dict, last_ckpt: int | None):
   bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
   if bad:
-    raise NonFiniteLossError(
-        f'non-finite training metrics at step {step}: {bad}. Nothing was saved after the last good '
-        f'checkpoint (step {last_ckpt}). Lower --config.optimizer.lr, add --config.optimizer.grad_clip_norm, '
-        f'or check the data.')
+    raise _non_finite_error(step, f'non-finite training metrics {bad}', last_ckpt)
 
 
 @dataclasses.dataclass
@@ -225,25 +227,115 @@ def _make_refresh(refresh_fn, config, protocol, outputs, repl, data_sh):
   return refresh
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains (resuming from the workdir if it holds a checkpoint), evaluates, returns the final metrics."""
-  if config.method in baselines.BASELINES:  # no network, no training loop
-    config_lib.validate(config)
-    return shallow.fit_and_evaluate(config, load_protocol(config), workdir)
+@contextlib.contextmanager
+def _hold_workdir(workdir: str, force: bool):
+  """Holds the workdir's lock (process 0 takes it; every process stops if it cannot); yields the
+  note on a dead run's lock taken over, if any."""
+  lock, refusal = None, ''
+  if jax.process_index() == 0:
+    try:
+      lock = workdir_lock.WorkdirLock(workdir, force=force).acquire()
+    except errors.WorkdirInUseError as e:
+      refusal = str(e)
+  if jax.process_count() > 1 and bool(multihost_utils.broadcast_one_to_all(np.int32(bool(refusal)))):
+    refusal = refusal or f'workdir {workdir} is in use by another run (process 0 found its lock)'
+  if refusal:
+    raise errors.WorkdirInUseError(refusal)
+  try:
+    yield lock.note if lock is not None else None
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePoint:
+  """The checkpoint a run continues from, and the config keys it changes (all allowed)."""
+  step: int
+  later_steps: tuple[int, ...]  # checkpoints after `step` (restore_step chose an earlier one)
+  changes: dict
+
+
+def resume_point(config, workdir: str) -> ResumePoint | None:
+  """The checkpoint `config` would resume from in `workdir` (None: a fresh start), checked before
+  anything is built or written: it must be a checkpoint of the same run, i.e. differ from `config`
+  in config_lib.RESUMABLE_KEYS and `checkpoint.allow_changes` only."""
+  steps = checkpoint_lib.steps(os.path.join(workdir, 'checkpoints'))
+  if not steps:
+    return None
+  step = config.checkpoint.restore_step or steps[-1]
+  if step not in steps:
+    raise checkpoint_lib.CheckpointError(f'checkpoint.restore_step={step}: no such checkpoint in {workdir}; '
+                                         f'steps: {", ".join(map(str, steps))}')
+  meta = checkpoint_lib.read_meta(workdir, step)
+  # Checkpoints before hashjax recorded the whole config: the workdir's config.json, else the keys they kept.
+  saved = meta.get('config') or config_lib.flatten(run_files.read_json(workdir, 'config.json') or {}) or {
+      'method': meta.get('method'), 'model.name': meta.get('model'), 'bits': meta.get('bits')}
+  current = config_lib.flat_config(config)
+  changes = config_lib.differences(saved, {k: current.get(k, config_lib.ABSENT) for k in saved}
+                                   if 'config' not in meta else current)
+  conflicts = config_lib.resume_conflicts(changes, config.checkpoint.allow_changes)
+  if conflicts:
+    structural = [k for k in conflicts if k in ('method', 'bits') or k.startswith('model.')]
+    fix = ('' if structural else f', or continue it with the new values from step {step} on purpose: '
+           f'--config.checkpoint.allow_changes={",".join(conflicts)}')
+    raise errors.ConfigMismatchError(
+        f'{workdir} holds checkpoint step {step} of a run with other settings '
+        f'({config_lib.format_differences(conflicts)}); nothing was changed. Resume it with its settings or use '
+        f'another --workdir{fix}')
+  return ResumePoint(step, tuple(s for s in steps if s > step), changes)
+
+
+def _finished(workdir: str, point: ResumePoint | None) -> dict | None:
+  """final_metrics.json of a run that already finished with exactly this config, else None."""
+  final = run_files.read_json(workdir, 'final_metrics.json')
+  if point is None or final is None or point.later_steps or point.changes:
+    return None
+  return final if final.get('step') == point.step else None
+
+
+def train_and_evaluate(config, workdir: str, *, force_unlock: bool = False) -> dict:
+  """Trains (resuming from the workdir if it holds a checkpoint of this run), evaluates, returns
+  the final metrics. Holds the workdir's lock throughout (`force_unlock`: take over a lock left
+  on another host)."""
+  config_lib.validate(config)
+  with _hold_workdir(workdir, force_unlock) as lock_note:
+    if config.method in baselines.BASELINES:  # no network, no training loop
+      return shallow.fit_and_evaluate(config, load_protocol(config), workdir)
+    return _train_and_evaluate(config, workdir, lock_note)
+
+
+def _train_and_evaluate(config, workdir: str, lock_note: str | None) -> dict:
   t_start = time.time()
+  point = resume_point(config, workdir)
+  final = _finished(workdir, point)
+  if final is not None:
+    if jax.process_index() == 0:
+      print(f'{workdir} already finished at step {point.step} with this config: '
+            f'{run_files.format_metrics(final)}. To train longer raise --config.num_steps or num_epochs; '
+            f'to re-evaluate: python -m hashjax.evaluate --workdir {workdir}', flush=True)
+    return final
   run = build(config)
-  run_files.write_start(workdir, config, run.protocol)
+  start = 0 if point is None else point.step
+  if point is not None:
+    _check_same_data(workdir, run, point.step)
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
                                      config.checkpoint.keep)
-  writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps,
-                                      batch_size=config.batch_size)
-  describe = methods.get(config.method).describe
-  notes = describe(config) if describe is not None else {}
+  writer = None
   try:
-    state = _restore(run, ckpt, writer)
+    state = run.state if point is None else ckpt.restore(run.state, point.step)
+    # Only now, with the run's state verified, does anything in the workdir change.
+    if point is not None and point.later_steps:
+      _set_aside(workdir, ckpt, point.later_steps)
+    run_files.write_start(workdir, config, run.protocol, step=start, changes=point and point.changes)
+    writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, batch_size=config.batch_size,
+                                        start_step=start)
+    _log_start(run, writer, ckpt, point, lock_note)
+    describe = methods.get(config.method).describe
+    notes = describe(config) if describe is not None else {}
     for name, text in notes.items():
       writer.message(f'{name}: {text}')
-    state, preempted = _train(run, state, ckpt, writer)
+    state, preempted = _train(run, state, ckpt, writer, last_ckpt=point and point.step)
     if preempted:
       return {'preempted_at_step': int(state.step)}
     final = run.evaluate_and_log(state.params, int(state.step), writer)
@@ -253,30 +345,70 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return final
   finally:
     ckpt.close()
-    writer.close()
+    if writer is not None:
+      writer.close()
 
 
-def _restore(run: Run, ckpt: checkpoint_lib.Checkpointer, writer) -> train_step_lib.TrainState:
-  """The state to start from: the workdir's latest checkpoint, else the built state (fresh, or
-  `init_from`'s parameters)."""
-  config, state = run.config, run.state
+def _check_same_data(workdir: str, run: Run, step: int) -> None:
+  """A resume must see the split the checkpoint was trained on (dataset.data_dir may move)."""
+  saved = run_files.read_json(workdir, 'protocol.json')
+  now = {'dataset': run.config.dataset.name, **run.protocol.summary()}
+  if saved is not None and saved != now:
+    raise errors.ConfigMismatchError(
+        f'{workdir} holds checkpoint step {step} trained on another split of the data ({saved}; this run '
+        f'reads {now}): does --config.dataset.data_dir point at the same data? Nothing was changed')
+  if run.total_steps < step:
+    raise errors.ConfigMismatchError(
+        f'{workdir} holds checkpoint step {step}, past this config\'s {run.total_steps} steps: raise '
+        f'--config.num_steps / num_epochs, or restore an earlier step with --config.checkpoint.restore_step')
+
+
+def _set_aside(workdir: str, ckpt: checkpoint_lib.Checkpointer, later: tuple[int, ...]) -> None:
+  """Moves the checkpoints after the chosen restore_step out of the way (kept, not deleted), so
+  that this run's new checkpoints are the latest."""
+  if jax.process_index() == 0:
+    aside = os.path.join(workdir, 'checkpoints_set_aside')
+    os.makedirs(aside, exist_ok=True)
+    for step in later:
+      target = os.path.join(aside, str(step))
+      while os.path.exists(target):
+        target += '_'
+      os.rename(os.path.join(ckpt.directory, str(step)), target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('hashjax_set_aside')
+  ckpt.manager.reload()
+
+
+def _log_start(run: Run, writer, ckpt, point: ResumePoint | None, lock_note: str | None) -> None:
+  config = run.config
   writer.message(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
                  f'dataset={config.dataset.name} [{run.protocol.origin}] {run.protocol.summary()} '
                  f'devices={run.mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}')
-  if ckpt.latest_step() is not None:
-    state = ckpt.restore(state, config_lib.checkpoint_meta(config))
-    writer.message(f'resumed from {ckpt.directory}/{ckpt.latest_step()} (step {int(state.step)})')
+  if lock_note:
+    writer.message(f'note: {lock_note}')
+  if point is not None:
+    writer.message(f'resumed from {ckpt.directory}/{point.step} (step {point.step}), checksums verified')
+    if point.later_steps:
+      writer.message(f'checkpoint.restore_step={point.step}: later steps {list(point.later_steps)} moved to '
+                     f'checkpoints_set_aside/')
+    if point.changes:
+      writer.message(f'config changed on resume (config_changes.jsonl): {config_lib.format_differences(point.changes)}')
   elif run.init_from_step is not None:  # build() loaded them
     writer.message(f'initialised parameters from {config.init_from} (its step {run.init_from_step})')
-  return state
 
 
-def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
+def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer, last_ckpt: int | None):
   """The loop: step, log, check for NaN, checkpoint, evaluate; returns (state, preempted)."""
   config, total = run.config, run.total_steps
   meta = config_lib.checkpoint_meta(config)
-  last_ckpt = ckpt.latest_step()
   writer.start(int(state.step))
+
+  def save(step):
+    try:
+      ckpt.save(step, state, meta)
+    except checkpoint_lib.NonFiniteStateError as e:
+      raise _non_finite_error(step, str(e), last_ckpt) from None
+
   with _Preemption() as preemption:
     for step in range(int(state.step), total):
       # Before the step, not after the save: a resumed run recomputes exactly what the uninterrupted one did.
@@ -286,24 +418,24 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer):
       done = step + 1
       if done == _FAULT_STEP and _FAULT_PROCESS in (None, jax.process_index()):
         os.kill(os.getpid(), _FAULT_SIGNAL)
-      due = ckpt.manager.should_save(done) or done == total
+      due = ckpt.should_save(done) or done == total
       stop = preemption.stop_after(step_is_agreed=due or done % config.log_every_steps == 0)
       save_now = due or stop
       if done % config.log_every_steps == 0 or save_now:
-        plain = writer.write(done, {**metrics, 'epoch': done / run.batches.steps_per_epoch})
-        _check_finite(done, plain, last_ckpt)  # before saving: never checkpoint NaN parameters
+        plain = metric_writer.plain({**metrics, 'epoch': done / run.batches.steps_per_epoch})
+        _check_finite(done, plain, last_ckpt)  # before anything is written; save() checks the whole state
+        writer.write(done, plain)
         writer.progress(done, plain['loss'])
       if save_now:
-        ckpt.save(done, state, meta, force=True)
+        save(done)
         last_ckpt = done
       if config.eval.every_steps and done % config.eval.every_steps == 0 and done < total:
         writer.message(f'step {done}: ' + run_files.format_metrics(run.evaluate_and_log(state.params, done, writer)))
       if stop or preemption.arrived_late():
         if last_ckpt != done:  # SIGTERM arrived after this step's save decision
-          ckpt.save(done, state, meta, force=True)
+          save(done)
         ckpt.wait()
         writer.message(f'SIGTERM: saved checkpoint at step {done}; exiting. Rerun the same command to resume.')
         return state, True
   ckpt.wait()
   return state, False
-

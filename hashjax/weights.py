@@ -28,6 +28,8 @@ import numpy as np
 from flax import nnx
 
 from hashjax import checkpoint
+from hashjax import cli
+from hashjax import errors
 from hashjax.models import backbones
 
 # State-dict entries of the ImageNet networks that the backbones do not use.
@@ -50,7 +52,11 @@ def read_state_dict(src: str) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f'{src}: no such file')
   if src.endswith('.safetensors'):
     from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return load_file(src)
+    try:
+      return load_file(src)
+    except Exception as e:  # pylint: disable=broad-except  (safetensors raises its own error types)
+      raise ConversionError(f'{src} is not a readable safetensors file ({errors.first_line(e, 160)}): '
+                            f'a truncated download?') from None
   if src.endswith(('.pth', '.pt')):
     try:
       import torch  # pylint: disable=g-import-not-at-top  # optional: only for .pth sources
@@ -150,14 +156,13 @@ def main(argv: list[str] | None = None) -> int:
   c.add_argument('--dst', required=True, help='new directory for the checkpoint')
   c.add_argument('--width', type=float, default=1.0, help='channel multiplier (1.0 = the real network)')
   c.add_argument('--in-channels', type=int, default=3, help='input channels of the first conv')
+  parser.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
   args = parser.parse_args(argv)
-  try:
+
+  def weights():
     meta = convert(args.arch, args.src, args.dst, width=args.width, in_channels=args.in_channels)
-  except (ConversionError, FileNotFoundError, checkpoint.CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(f'wrote {meta["num_tensors"]} tensors of {args.arch} to {args.dst} (layout {meta["layout"]})')
-  return 0
+    print(f'wrote {meta["num_tensors"]} tensors of {args.arch} to {args.dst} (layout {meta["layout"]})')
+  return cli.run(weights, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -137,7 +137,7 @@ def test_quick_run_trains_and_draws_the_retrieval_grid(tmp_path):
   c = helpers.load_config('autoencoder', 'quick')
   c.num_steps = 10
   c.loss.slope_steps = 6
-  c.log_every_steps = 5
+  c.log_every_steps = 1
   c.checkpoint.every_steps = 10
   c.model.filters = (4, 8, 8)
   c.eval.batch_size = 512

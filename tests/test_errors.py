@@ -8,6 +8,7 @@ import pytest
 
 from hashjax import checkpoint
 from hashjax import config_lib
+from hashjax import errors
 from hashjax import train
 from hashjax.data import sources
 from tests import helpers
@@ -58,7 +59,7 @@ def test_corrupt_and_incompatible_checkpoints_are_refused_and_kept(tmp_path):
   train.train_and_evaluate(config, workdir)
   ckpt_dir = os.path.join(workdir, 'checkpoints')
 
-  with pytest.raises(checkpoint.CheckpointError, match='incompatible run .*bits: checkpoint has 16, this run has 24'):
+  with pytest.raises(checkpoint.CheckpointError, match='other settings .*bits: 16 -> 24'):
     train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, bits=24), workdir)
 
   # Corrupt every data file of the latest checkpoint's parameters.
@@ -76,10 +77,9 @@ def test_corrupt_and_incompatible_checkpoints_are_refused_and_kept(tmp_path):
 
 def test_nan_loss_stops_without_saving_bad_parameters(tmp_path):
   config = helpers.tiny_dsh_config(num_steps=8, **{'optimizer.lr': 1e30, 'optimizer.name': 'sgd'})
-  with pytest.raises(train.NonFiniteLossError, match='non-finite training metrics at step'):
+  with pytest.raises(errors.NonFiniteError, match='training diverged at step .*non-finite training metrics'):
     train.train_and_evaluate(config, str(tmp_path))
-  saved = os.listdir(os.path.join(tmp_path, 'checkpoints'))
-  assert all(not s.isdigit() or int(s) < 4 for s in saved), saved
+  assert checkpoint.steps(str(tmp_path)) == []
 
 
 @pytest.mark.parametrize('value,message', [('imagenet', 'normalize=imagenet needs RGB images'),

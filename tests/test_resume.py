@@ -81,11 +81,10 @@ def test_init_from_reuses_another_runs_parameters(tmp_path):
   train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), source)
   trained, _ = checkpoint.load_params(source, train.build(helpers.tiny_dsh_config()).state.params)
 
-  # Zero steps of training from `source` evaluates exactly its parameters; a fresh init does not.
-  reused = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, init_from=source,
-                                                            **{'optimizer.lr': 0.0}), target)
-  fresh = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **{'optimizer.lr': 0.0}),
-                                   str(tmp_path / 'fresh'))
+  # Training with the network frozen from `source` evaluates exactly its parameters; a fresh init does not.
+  frozen = {'optimizer.lr_multipliers': 'model/=0'}
+  reused = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, init_from=source, **frozen), target)
+  fresh = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **frozen), str(tmp_path / 'fresh'))
   params, step = checkpoint.load_params(target, trained)
   assert step == 4
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params, trained)
@@ -103,7 +102,7 @@ def test_parameters_from_before_the_model_method_split_still_load(tmp_path):
   run = train.build(helpers.tiny_dsh_config())
   old = run.state.replace(params=jax.tree.map(lambda a: a + 1.0, run.state.params['model']))
   saver = checkpoint.Checkpointer(str(tmp_path / 'old' / 'checkpoints'), 100, 1)
-  saver.save(4, old, {}, force=True)
+  saver.save(4, old, {})
   saver.wait()
   saver.close()
   params, step = checkpoint.load_params(str(tmp_path / 'old'), run.state.params)

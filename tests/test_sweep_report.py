@@ -25,7 +25,7 @@ def _sweep(workdir, args=ARGS, **env):
 
 def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
   root = str(tmp_path / 'sweep')
-  killed = _sweep(root, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGKILL')  # dies inside the DSH cell
+  killed = _sweep(root, HASHJAX_FAULT_SIGNAL_AT_STEP='5:SIGKILL')  # dies inside the DSH cell, step 2 saved
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
   itq_done = os.path.join(root, 'itq_quick', '8b_seed0', 'final_metrics.json')
   assert os.path.exists(itq_done)

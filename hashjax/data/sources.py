@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import gzip
 import os
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -83,8 +84,11 @@ IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
 def read_idx(path: str) -> np.ndarray:
   """Reads an MNIST-format IDX file (optionally gzipped) into a numpy array."""
   opener = gzip.open if path.endswith('.gz') else open
-  with opener(path, 'rb') as f:
-    data = f.read()
+  try:
+    with opener(path, 'rb') as f:
+      data = f.read()
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+    raise ValueError(f'{path} is truncated or not a gzip file ({type(e).__name__}: {e}); download it again') from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
     raise ValueError(f'{path} is not an unsigned-byte IDX file (bad magic number)')
   ndim = data[3]
@@ -172,7 +176,7 @@ def _idx_then_tfds(name: str) -> Callable[[str | None, bool], Source]:
       try:
         return load_tfds(name, data_dir, lazy)
       except DatasetUnavailableError as tfds_error:
-        raise DatasetUnavailableError(f'{idx_error}\n  or: {tfds_error}') from None
+        raise DatasetUnavailableError(f'{idx_error}; or: {tfds_error}') from None
   return load
 
 
