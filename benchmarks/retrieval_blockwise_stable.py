@@ -1,7 +1,8 @@
-"""An alternative to the counting scan for exact stable-tie AP (BENCHMARKS.md, "What did not help"):
-the database in blocks of T items, the within-bucket rank of each item from a T x T equal-distance
-comparison instead of one sequential counter update per item, per-bucket counters carried across
-blocks (one-hot sums or a scatter-add). Same numbers as the scan (max |diff| ~1e-7), slower on CPU.
+"""An alternative to the counting scan for exact stable-tie AP (benchmarks/notes/retrieval_engine.md,
+"What did not help"): the database in blocks of T items, the within-bucket rank of each item from a
+T x T equal-distance comparison instead of one sequential counter update per item, per-bucket
+counters carried across blocks (one-hot sums or a scatter-add). Same numbers as the scan (max |diff|
+~1e-7), slower on CPU.
 
   python benchmarks/retrieval_blockwise_stable.py NQ NDB      # e.g. 256 20000
 """

@@ -23,21 +23,19 @@ Settings (one name each; the other arguments refine them):
     No pretrained weights, so the graph comes from a fixed source, not the random network:
     loss.graph_features='pca', the top 64 principal components of the un-augmented training
     pixels ('network' is the official route). Two deviations for training
-    from scratch, chosen on Fashion-MNIST's validation protocol (BENCHMARKS.md, "CIMON"): Adam
+    from scratch, chosen on Fashion-MNIST's validation protocol (benchmarks/notes/cimon.md): Adam
     lr 1e-3 instead of SGD 1e-3, and eta = 3 instead of 0.3 (NT-Xent weighted up: the semantic
-    terms alone collapse the codes; eta 1 / 3 / 10 / 30 gave 0.450 / 0.502 / 0.486 / 0.467
-    validation mAP@all at 32 bits). graph=global with it keeps the official graph settings on 500
-    training images per class (the same queries and database) and eta 30, as measured. Measured
-    mAP@all at 16/32/64 bits (BENCHMARKS.md, "CIMON"): graph=batch, 2 epochs, mean of 2 seeds
-    0.486/0.501/0.525; graph=global, 30 epochs, seed 0 0.480/0.505/0.498; ITQ on the pixels
-    0.445/0.482/0.488.
+    terms alone collapse the codes; of eta 1, 3, 10 and 30, eta 3 did best on validation at 32 and
+    64 bits). graph=global with it keeps the official graph settings on 500 training images per
+    class (the same queries and database) and eta 30, the setting it was measured with.
+    Results: BENCHMARKS.md, "CIMON".
   * stl10: the per-batch student setting (section 2): 20,000 random images of STL-10's unlabelled
     split (protocol 'unlabelled'), VGG11-BN at the native 96 px with the head ReLU -> Dropout(0.5)
     -> Linear(128) -> Tanh, graph=batch over batches of 256, 5 clusters, threshold 0.3, tau 0.5,
     eta 0.3, 7 epochs; then `python -m hashjax.classify` on the train split's codes. Needs
     `python -m hashjax.prepare_data stl10` and ImageNet VGG11-BN weights.
-  * quick: digits, 32 bits, 300 steps of 64, the fashion_mnist setting scaled down: mAP 0.49 in
-    ~45 s on a shared 2-core CPU (for scale: the untrained network 0.24, LSH 0.48, ITQ 0.64).
+  * quick: digits, 32 bits, 300 steps of 64, the fashion_mnist setting scaled down (results:
+    benchmarks/notes/cimon.md).
 Other arguments: bits, graph (batch | global), backbone (an ImageNet backbone, e.g. vgg16 or
 vgg11_bn, with the official head; sets graph_features='network'), dataset.
 """
@@ -130,7 +128,8 @@ def get_config(arg=None):
     c.batch_size = 24
     c.num_epochs = 150
     if not backbone:
-      c.loss.eta = 30.0  # as measured (BENCHMARKS.md); eta 3 was chosen for graph=batch, not rerun here
+      # As measured (BENCHMARKS.md, "CIMON"); eta 3 was chosen for graph=batch, not rerun here.
+      c.loss.eta = 30.0
 
   if arg.quick:
     c.bits = arg.bits or 32

@@ -9,9 +9,9 @@ Arguments: dataset (fashion_mnist | cifar10 | digits | ...), bits, quick.
 16/32/64 bits use Hadamard rows. lambda (loss.quant_weight) = 1e-4 as DHP (official sweeps 1e-4...0.05).
 Optimiser: the official/DHP RMSprop lr 1e-5 fine-tunes an ImageNet backbone; the DSH network here
 trains from scratch, so we use Adam lr 1e-3 with a cosine decay, for 30 epochs: chosen on the validation
-protocol (48 bits: mAP@all 0.866 after 12 epochs, 0.9225 after 30; the network underfits its training
-set, which is the database, at 12: BENCHMARKS.md, "Why the center methods stopped short").
-Test protocol (query = 10k test, database = 60k train), 48 bits, 30 epochs: mAP@all 0.9207.
+protocol (after 12 epochs the network underfits its training set, which is the database:
+benchmarks/notes/supervised_family.md, "Why the center methods stopped short").
+Results (query = 10k test, database = 60k train): BENCHMARKS.md, "Supervised family".
 quick (digits, 16 bits, Hadamard centers, 300 steps of 64): mAP 0.98 in ~45 s on a shared 2-core CPU
 (LSH on the pixels: ~0.32 at 16 bits).
 """
@@ -28,5 +28,5 @@ def get_config(arg=None):
   c.loss.center_seed = 0      # random centers (bits not a power of 2) and multi-label tie bits
   c.loss.num_classes = NUM_CLASSES.get(c.dataset.name)  # None: multi-hot labels give it; class ids need it
   if not arg.quick:
-    c.num_epochs = 30  # validation mAP@all 0.866 at 12 epochs, 0.9225 at 30 (Fashion-MNIST, 48 bits)
+    c.num_epochs = 30  # chosen on the validation protocol (see the docstring)
   return c

@@ -12,13 +12,12 @@ Loss as the public code (hashjax/methods/dcwh.py): sigma = 1 (the code's effecti
 weight 10, vertex weight 0.01. Default (Fashion-MNIST on the DSH network from scratch): the shared
 supervised setting, Adam lr 1e-3 with a cosine decay for 12 epochs, centers recomputed every 2.
 quick (digits, 16 bits, 300 steps of 64, centers recomputed every epoch): mAP 0.50 in ~45 s; 300
-steps are too few for recomputed centers (CSQ's fixed centers reach 0.98). Fashion-MNIST, test
-protocol, 48 bits: mAP@all 0.8956 after 30 epochs, 0.9341 after 60 (`--config.num_epochs=60`; the
-centers' undecided bits settle slowly, the more slowly the more bits: 0.9049 at 32 bits, 0.9143
-at 24 and 0.9098 at 12 after 30 epochs); learnable, 60 epochs: 0.9052, its codes farther from their
-centers, but 0.9440 at IDCWH's sigma 4 (`--config.loss.inv_var=0.0625`), its codes on their
-centers: BENCHMARKS.md, "Supervised family", "Learnable vs recomputed centers in DCWH" and "sigma
-and the optimizer, isolated".
+steps are too few for recomputed centers (CSQ's fixed centers reach 0.98). On Fashion-MNIST the
+recomputed centers leave undecided bits that settle slowly, the more slowly the more bits, so
+longer training helps (`--config.num_epochs=60`). With learnable centers the codes sit farther
+from their centers at sigma 1 and on them at IDCWH's sigma 4 (`--config.loss.inv_var=0.0625`).
+Results: BENCHMARKS.md, "Supervised family"; the ablations: benchmarks/notes/supervised_family.md,
+"Learnable vs recomputed centers in DCWH" and "sigma and the optimizer, isolated".
 """
 
 from hashjax import config_lib

@@ -19,7 +19,7 @@ The official/FP recipe trains the new layers at lr 0.01 and the pretrained ones 
 --config.optimizer.lr_multipliers='model/backbone/=0.1' (new layers: model/head = the latent
 layer, model/classifier; hashjax/optim.py).
 quick (digits, DSH network at half width, 16 bits, 300 SGD steps of 64 at lr 0.1): mAP 0.93 in
-~20 s on a shared 2-core CPU. fashion_mnist: BENCHMARKS.md, "DLBHC".
+~20 s on a shared 2-core CPU. fashion_mnist results: BENCHMARKS.md, "DLBHC".
 """
 
 from hashjax import config_lib

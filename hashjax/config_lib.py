@@ -152,9 +152,9 @@ def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.C
   """(config, parsed arg) of a supervised method on the DSH network (configs/dsh.py, csq.py, ...).
 
   Fashion-MNIST, 48 bits, batch 200, 12 epochs of Adam lr 1e-3 with a cosine decay, crops and
-  mirrors for CIFAR only: the DSH setting that measured best here (BENCHMARKS.md). `quick`: the
-  embedded digits upsampled to 16x16, 16 bits, 300 steps of 64. Arguments: dataset, bits, quick,
-  and the config file's own `extra_args` (name=default).
+  mirrors for CIFAR only: the DSH setting that measured best here (BENCHMARKS.md, "DSH on
+  Fashion-MNIST"). `quick`: the embedded digits upsampled to 16x16, 16 bits, 300 steps of 64.
+  Arguments: dataset, bits, quick, and the config file's own `extra_args` (name=default).
   """
   arg = parse_arg(arg, dataset='fashion_mnist', bits=48, quick=False, **extra_args)
   c = base_config()
@@ -165,7 +165,8 @@ def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.C
   c.model.name = 'dsh_net'
   c.model.width = 1.0  # channel multiplier (1.0 = the paper's 32/32/64, fc 500)
   # Mirror + crop for CIFAR as the DSH paper; none for the centred 28x28 MNIST-style images
-  # (random crops cost Fashion-MNIST 0.05 mAP@all at 8 epochs of DSH: BENCHMARKS.md).
+  # (random crops cost Fashion-MNIST 0.05 mAP@all at 8 epochs of DSH:
+  # benchmarks/notes/dsh_fashion_mnist.md).
   c.augment = 'crop_flip' if arg.dataset.startswith('cifar') else 'none'
   c.batch_size = 200
   c.num_epochs = 12

@@ -4,8 +4,8 @@
     cpu_flags.apply_cpu_performance_flags()   # before the first JAX computation
     import jax ...
 
-Measured (BENCHMARKS.md, "DSH train-step throughput"; jaxlib 0.12.0.1, 2-core AMD EPYC, AVX2, no AVX-512;
-DSH train step, batch 200, 28x28 f32, side by side, best of several rounds):
+Measured (benchmarks/notes/dsh_throughput.md, "What did not help"; jaxlib 0.12.0.1, 2-core AMD
+EPYC, AVX2, no AVX-512; DSH train step, batch 200, 28x28 f32, side by side, best of several rounds):
 
   flag(s)                                                      whole step vs no flags
   --xla_cpu_use_onednn=true --xla_cpu_experimental_onednn_custom_call=true   0.95-1.05 (noise)

@@ -84,7 +84,8 @@ def run(argv=None) -> dict:
   if args.shard_db and "JAX_NUM_CPU_DEVICES" not in os.environ:
     import jax
     # Before any JAX operation; only the CPU backend reads it. Each CPU device scans its slice on
-    # its own thread (BENCHMARKS.md: 2.2x on two cores at 60k codes).
+    # its own thread (benchmarks/notes/retrieval_engine.md,
+    # "The database split over the CPU's cores": 2.2x on two cores at 60k codes).
     try:
       jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
     except RuntimeError:  # JAX already running in this process (a caller's): keep its devices

@@ -80,7 +80,8 @@ def test_numpy_ties_need_whole_rows():
 def test_a_million_codes_split_over_8_devices_equal_one_device():
   """1M database codes (64 bits) over 8 devices, every metric and tie mode as on one device.
   Memory per device: its 125k-code slice and histogram / counter blocks bounded by the query
-  chunk (BENCHMARKS.md, "Database sharded over devices", has 10k queries)."""
+  chunk (benchmarks/notes/retrieval_engine.md, "10k queries x 1M database split over 8 devices",
+  has 10k queries)."""
   rng = np.random.default_rng(3)
   db = rng.integers(0, 2**32, (1_000_000, 2), dtype=np.uint64).astype(np.uint32)
   q = db[rng.choice(len(db), 64, replace=False)] ^ np.uint32(0b1011)  # near-duplicates exist

@@ -145,7 +145,7 @@ def test_topk_over_a_million_codes_sharded_equals_single_device():
   """1M database codes (64 bits) split over the 8 simulated devices: the same neighbours as one
   device. Memory per device: its 125k-code slice (1 MB packed) plus one query chunk x db_chunk
   distance block (64 x 16384 int32 = 4 MB) and the running top-k; the 10k-query timing is in
-  BENCHMARKS.md ("1M database")."""
+  benchmarks/notes/retrieval_engine.md ("1M database", "Top-k at 1M")."""
   rng = np.random.default_rng(3)
   db = rng.integers(0, 2**32, (1_000_000, 2), dtype=np.uint64).astype(np.uint32)
   q = db[rng.choice(len(db), 64, replace=False)] ^ np.uint32(0b1011)  # near-duplicates exist

@@ -14,7 +14,7 @@ is kept in tests/test_dsh_net.py, which checks outputs and gradients against it)
 * A convolution of a 1-3 channel input (conv1) is an im2col matmul: its kernel gradient is then
   one (25*C, N) x (N, 32) matmul instead of XLA:CPU's slow backward-filter convolution.
 Measured 1.3-1.56x images/s (f32), 1.1-1.4x (bf16) for the whole train step on CPU at batch 200
-(BENCHMARKS.md, "DSH train-step throughput").
+(BENCHMARKS.md, "DSH train-step throughput"; benchmarks/notes/dsh_throughput.md).
 """
 
 from __future__ import annotations

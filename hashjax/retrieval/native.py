@@ -4,10 +4,10 @@ top-k search (kernels/topk.cc).
 XLA:CPU runs the counting scan of `stable_count` as one gather and one scatter per (query, item)
 pair, 8-10 ns each on this 2-core CPU. The C++ kernel fuses distance, relevance, histogram and
 stable rank into one pass over the database per group of 8 queries, about 1 ns per pair on 2 cores
-(BENCHMARKS.md, "native kernels rewritten"). It gives the same statistics as `stable_count`, to
-float rounding: the kernel sums in float64, the XLA scan in float32 with Kahan summation. The top-k
-kernel gives exactly `search.topk_search`'s answer (its histogram threshold, then one pass that
-drops each item into its slot).
+(benchmarks/notes/retrieval_engine.md, "native kernels rewritten"). It gives the same statistics as
+`stable_count`, to float rounding: the kernel sums in float64, the XLA scan in float32 with Kahan
+summation. The top-k kernel gives exactly `search.topk_search`'s answer (its histogram threshold,
+then one pass that drops each item into its slot).
 
 This module owns the kernels' build: on first use it compiles the sources with the system C++
 compiler (`$CXX`, default g++) against jaxlib's FFI headers into a cache folder

@@ -167,10 +167,10 @@ def per_query_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int,
   only), "count" (histogram pass, then the counting scan of ``stable_count``
   over ``lane_chunk`` queries at a time), "sort" (one sort + cumsum per query
   chunk) or "auto": "native" on CPU when it compiles and the database has
-  under 2^24 codes (BENCHMARKS.md, "native kernels rewritten"), else "count"
-  on CPU, where it measured 1.6x faster than the sort, and "sort" elsewhere (a
-  scan over every database item is sequential; accelerators sort fast; not
-  measured here).
+  under 2^24 codes (benchmarks/notes/retrieval_engine.md, "native kernels
+  rewritten"), else "count" on CPU, where it measured 1.6x faster than the
+  sort, and "sort" elsewhere (a scan over every database item is sequential;
+  accelerators sort fast; not measured here).
   """
   chunk = chunk or default_chunk(len(q_packed), len(db_packed))
   ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)

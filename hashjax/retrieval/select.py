@@ -16,7 +16,8 @@ def row_histograms(values, nbins: int):
   """(rows, n) int32 in [0, nbins) -> (rows, nbins) int32 counts of each value per row.
 
   One scatter-add over flat indices row * nbins + value: on CPU about 1.5x faster than the same
-  scatter with (row, value) index pairs (BENCHMARKS.md, retrieval engine)."""
+  scatter with (row, value) index pairs (benchmarks/notes/retrieval_engine.md, "Flat-index
+  histograms")."""
   rows = values.shape[0]
   # Clipped: a flat index past a row's last bin would land in the next row.
   values = jnp.clip(values, 0, nbins - 1)

@@ -16,7 +16,8 @@
 // Queries are taken in order of their label rows, so most groups share one: then relevance is
 // one test per item for the whole group, and the scan branches on it (scan_shared). Groups of 8
 // read the database once for 8 queries. Query ranges are split across `threads` std::threads.
-// Sums are double; outputs float32 / int32. Measured in BENCHMARKS.md ("native kernels rewritten").
+// Sums are double; outputs float32 / int32. Measured in benchmarks/notes/retrieval_engine.md
+// ("native kernels rewritten").
 
 #include <algorithm>
 #include <cstdint>
