@@ -79,8 +79,14 @@ def base_config() -> mlc.ConfigDict:
   # reads: 'memory' (every process holds whole splits), 'per_process' (tfds records decoded when
   # indexed: each process reads its share of every batch) or 'auto' (per_process with several
   # processes); hashjax/data/lazy_images.py.
+  # data_dir: the dataset's files (an archive, its extracted folder, an image root; README ## Data).
+  # Per-format options, '' / 0 = unset (a dataset fails on options it does not read, sources.load):
+  # list_dir: where DeepHash-pytorch's train/test/database.txt lists are (unset: data_dir);
+  # decode_size: image lists and folders are decoded and resized to this square size (unset: 256,
+  # DeepHash-pytorch's Resize(256); the network's image_size / augment crop come after, on device);
+  # label_type: cifar100 'fine' (100 classes, unset) or 'coarse' (20 superclasses).
   c.dataset = mlc.ConfigDict(dict(name='digits', protocol='full', split_seed=0, data_dir='', reads='auto',
-                                  protocol_args=mlc.ConfigDict()))
+                                  protocol_args=mlc.ConfigDict(), list_dir='', decode_size=0, label_type=''))
   c.image_size = 0            # 0: native size; else resize (on device) to image_size x image_size
   c.augment = 'none'
   c.normalize = 'dataset'     # per-channel mean/std of the training images, or 'imagenet' (pretrained backbones)

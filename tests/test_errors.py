@@ -29,7 +29,7 @@ def test_unknown_config_argument():
 
 
 @pytest.mark.parametrize('key,value,message', [
-    ('dataset.name', 'cifar11', 'unknown dataset .*valid names: cifar10, cifar100, digits'),
+    ('dataset.name', 'cifar11', 'unknown dataset .*valid names: cifar10, cifar100, coco, digits'),
     ('method', 'dhs', "unknown method 'dhs'; valid names: .*dsh"),
     ('model.name', 'resnet', "unknown model 'resnet'; valid names: .*dsh_net"),
     ('bits', 0, 'bits must be a positive integer'),

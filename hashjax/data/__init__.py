@@ -1,4 +1,5 @@
-"""Data: sources (tfds / IDX files / scikit-learn digits), retrieval protocols, batching, augmentation.
+"""Data: sources (tfds / IDX files / scikit-learn digits / the published formats in formats/),
+retrieval protocols, batching, augmentation.
 
 This package is the only place that talks to grain and tensorflow-datasets.
 """

@@ -52,16 +52,21 @@ def _require(ranges, *names):
 
 
 def full(source, seed, train_per_class=0, **unused):
-  """Test queries against the training set as database (CIFAR-10 'full', DCWH, Fashion-MNIST 10k vs 60k).
+  """Test queries against the training set as database (CIFAR-10 'full', DCWH, Fashion-MNIST 10k vs 60k),
+  or against the 'database' split when the dataset has one (DeepHash-pytorch's lists: query =
+  test.txt, database = database.txt, train = train.txt).
 
   train_per_class > 0 trains on that many seeded random images of each class of the train split
-  only (CIMON's graph=global on Fashion-MNIST: 500/class); the database stays the whole train split.
+  only (CIMON's graph=global on Fashion-MNIST: 500/class); the database stays the same.
   """
   del unused
   images, labels, r = _pool(source)
   _require(r, 'train', 'test')
+  database, db_name = (r['database'], 'database split') if 'database' in r else (r['train'], 'train split')
   if not train_per_class:
-    return images, labels, r['train'], r['test'], r['train'], 'query = test split, database = train = train split'
+    desc = ('query = test split, database = database split, train = train split' if 'database' in r
+            else 'query = test split, database = train = train split')
+    return images, labels, r['train'], r['test'], database, desc
   if labels.ndim != 1:
     raise ValueError('full: train_per_class needs single-label data (class ids)')
   rng = np.random.default_rng(seed)
@@ -71,8 +76,8 @@ def full(source, seed, train_per_class=0, **unused):
     if len(members) < train_per_class:
       raise ValueError(f'full: class {c} has {len(members)} training images < train_per_class = {train_per_class}')
     train.append(rng.choice(members, train_per_class, replace=False))
-  return (images, labels, np.sort(np.concatenate(train)), r['test'], r['train'],
-          f'query = test split, database = train split, train = {train_per_class}/class of the train split')
+  return (images, labels, np.sort(np.concatenate(train)), r['test'], database,
+          f'query = test split, database = {db_name}, train = {train_per_class}/class of the train split')
 
 
 def test_vs_test(source, seed, **unused):

@@ -1,23 +1,33 @@
-"""Dataset sources: each returns the dataset's own splits as in-memory uint8 arrays.
+"""Dataset sources: `load(name, data_dir, lazy)` returns the dataset's own splits, exact pixels and labels.
 
-Three kinds of source, picked by name through the explicit `SOURCES` dict:
+The source is picked by name through the explicit `SOURCES` dict:
   * `digits`: scikit-learn's 8x8 digits (ships with scikit-learn: no download).
-  * `fashion_mnist_idx` / `mnist_idx`: MNIST-format IDX files on disk (Debian's
-    `dataset-fashion-mnist` package puts Fashion-MNIST in /usr/share/datasets/fashion-mnist).
-  * tensorflow-datasets names (`cifar10`, `mnist`, `fashion_mnist`, ...), read with
-    `tfds.data_source` (array_record files, no TensorFlow) after `python -m hashjax.prepare_data NAME`.
-    `stl10` has splits train (5,000 labelled), test (8,000) and unlabelled (100,000, label -1): the
+  * `fashion_mnist` / `mnist`: MNIST-format IDX files on disk (Debian's `dataset-fashion-mnist`
+    package puts Fashion-MNIST in /usr/share/datasets/fashion-mnist), else tensorflow-datasets.
+  * `cifar10`, `cifar100`: the published "python version" (formats/cifar_python.py) when
+    `data_dir` holds `cifar-10-python.tar.gz` / `cifar-100-python.tar.gz` or the folder they extract
+    to (or is one of those); `cifar100` reads `dataset.label_type` 'fine' (100) or 'coarse' (20).
+  * `stl10`: STL-10 binary (formats/stl10_binary.py) when `data_dir` holds `stl10_binary/` (or is
+    it): train (5,000 labelled), test (8,000) and unlabelled (100,000, label -1, memory-mapped); the
     'unlabelled' protocol trains on a subset of the last (configs/cimon.py:stl10).
-  `fashion_mnist` and `mnist` prefer local IDX files and fall back to tfds.
-Every loader takes (data_dir, lazy). lazy=True keeps a tfds split's images as a
-`lazy_images.LazyImages` over its records, so that each process decodes only the images it indexes
-(its share of every batch; labels are read for all records); digits and IDX files are small and
-always in memory.
+    cifar10, cifar100 and stl10 fall back to tensorflow-datasets (`tfds.data_source`, array_record
+    files, no TensorFlow, after `python -m hashjax.prepare_data NAME`) when `data_dir` is unset or
+    holds none of those files: the published files first, tfds otherwise.
+  * `nus_wide_21`, `coco`, `imagenet100`, `mirflickr25k`, `voc2012`, `image_list`: DeepHash-pytorch's
+    train.txt / test.txt / database.txt image lists (formats/image_list.py), read from
+    `dataset.list_dir` (default: data_dir), images under data_dir.
+  * `image_folder`: one subfolder per class, optionally under train/ test/ database/
+    (formats/image_folder.py).
+Every loader takes (data_dir, lazy) and the dataset options it reads (`OPTIONS`). lazy=True keeps a
+tfds split's images as a `lazy_images.LazyImages` over its records, so that each process decodes
+only the images it indexes (its share of every batch; labels are read for all records). Image lists
+and folders are always lazy (decoded and resized to `dataset.decode_size` when indexed), STL-10's
+unlabelled split is always memory-mapped; digits, IDX files, CIFAR and STL-10's labelled splits are
+small and always in memory.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
 import os
@@ -27,32 +37,16 @@ from collections.abc import Callable
 import numpy as np
 
 from hashjax.data import lazy_images
+from hashjax.data import source_types
+from hashjax.data.formats import cifar_python
+from hashjax.data.formats import image_folder
+from hashjax.data.formats import image_list
+from hashjax.data.formats import stl10_binary
 
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-  """One split. images: uint8 (N, H, W, C), in memory or a lazy_images.LazyImages (per-process
-  reads); labels: int32 (N,) or multi-hot (N, C), always in memory."""
-  images: np.ndarray
-  labels: np.ndarray
-
-  def __post_init__(self):
-    if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise ValueError(f'images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}')
-    if len(self.images) != len(self.labels):
-      raise ValueError(f'{len(self.images)} images but {len(self.labels)} labels')
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-  name: str
-  splits: dict[str, Split]  # the dataset's own splits, e.g. {'train': ..., 'test': ...}
-  num_classes: int
-  origin: str  # where the data came from, for the run log
-
-
-class DatasetUnavailableError(FileNotFoundError):
-  """Raised with the exact command that makes the dataset available."""
+# The types live in source_types (the format readers need them too); these names are the API.
+Split = source_types.Split
+Source = source_types.Source
+DatasetUnavailableError = source_types.DatasetUnavailableError
 
 
 # ---------------------------------------------------------------- digits
@@ -180,17 +174,90 @@ def _idx_then_tfds(name: str) -> Callable[[str | None, bool], Source]:
   return load
 
 
-SOURCES: dict[str, Callable[[str | None, bool], Source]] = {
+def _files_then_tfds(name: str, reader) -> Callable[..., Source]:
+  """The published files (`reader`: a formats module) when data_dir holds them, else tfds."""
+  def load(data_dir: str | None = None, lazy: bool = False, **options) -> Source:
+    if options.get('label_type', 'fine') not in cifar_python.LABEL_TYPES:
+      raise ValueError(f'dataset.label_type={options["label_type"]!r}: valid values are '
+                       f'{", ".join(cifar_python.LABEL_TYPES)}')
+    location = reader.locate(name, data_dir)
+    if location is not None:
+      return reader.load(name, location, **options)
+    if options.get('label_type', 'fine') != 'fine':  # tfds's cifar100 records carry fine labels only here
+      raise ValueError(f'{name}: dataset.label_type={options["label_type"]!r} needs {reader.expected(name)} '
+                       f'in dataset.data_dir (the tensorflow-datasets route reads fine labels)')
+    try:
+      return load_tfds(name, data_dir, lazy)
+    except DatasetUnavailableError as e:
+      raise DatasetUnavailableError(
+          f'{name}: no {reader.expected(name)} in {data_dir or "dataset.data_dir (unset)"}: download it and '
+          f'point --config.dataset.data_dir at it; or a tensorflow-datasets copy: '
+          f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')) from e
+  return load
+
+
+SOURCES: dict[str, Callable[..., Source]] = {
     'digits': load_digits,
     'fashion_mnist': _idx_then_tfds('fashion_mnist'),
     'mnist': _idx_then_tfds('mnist'),
-    'cifar10': functools.partial(load_tfds, 'cifar10'),
-    'cifar100': functools.partial(load_tfds, 'cifar100'),
-    'stl10': functools.partial(load_tfds, 'stl10'),
+    'cifar10': _files_then_tfds('cifar10', cifar_python),
+    'cifar100': _files_then_tfds('cifar100', cifar_python),
+    'stl10': _files_then_tfds('stl10', stl10_binary),
+    # DeepHash-pytorch's image lists; image_list: any label set in that layout.
+    'nus_wide_21': functools.partial(image_list.load, 'nus_wide_21'),
+    'coco': functools.partial(image_list.load, 'coco'),
+    'imagenet100': functools.partial(image_list.load, 'imagenet100'),
+    'mirflickr25k': functools.partial(image_list.load, 'mirflickr25k'),
+    'voc2012': functools.partial(image_list.load, 'voc2012'),
+    'image_list': functools.partial(image_list.load, 'image_list'),
+    'image_folder': functools.partial(image_folder.load, 'image_folder'),
+}
+
+# `dataset.*` config keys a source reads besides data_dir; '' / 0 / None mean unset. Each dataset
+# takes only its own, so a key that would be silently ignored fails instead.
+OPTIONS = ('list_dir', 'decode_size', 'label_type')
+_LIST_OPTIONS = ('list_dir', 'decode_size')
+SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
+    'cifar100': ('label_type',),
+    'nus_wide_21': _LIST_OPTIONS,
+    'coco': _LIST_OPTIONS,
+    'imagenet100': _LIST_OPTIONS,
+    'mirflickr25k': _LIST_OPTIONS,
+    'voc2012': _LIST_OPTIONS,
+    'image_list': _LIST_OPTIONS,
+    'image_folder': ('decode_size',),
 }
 
 
-def load(name: str, data_dir: str | None = None, lazy: bool = False) -> Source:
+def config_options(dataset_config) -> dict:
+  """The `OPTIONS` of a `config.dataset` group (keys it lacks count as unset), for `load(..., **options)`."""
+  return {key: dataset_config.get(key) for key in OPTIONS}
+
+
+def load(name: str, data_dir: str | None = None, lazy: bool = False, **options) -> Source:
+  """The dataset's own splits.
+
+  Args:
+    name: a key of SOURCES.
+    data_dir: where its files are (`dataset.data_dir`; None: the source's default place).
+    lazy: tfds routes: images decoded when indexed (per-process reads); the other sources ignore it
+      (module doc).
+    **options: `OPTIONS` (`config_options(config.dataset)`); unset ones ('', 0, None) are dropped.
+
+  Raises:
+    ValueError: an unknown name or option, or an option this dataset does not read; bad files
+      (the readers' messages name the file and the fix).
+    DatasetUnavailableError: the files are not there (the message names what is expected and where
+      to get it).
+  """
   if name not in SOURCES:
     raise ValueError(f'unknown dataset {name!r}; valid names: {", ".join(sorted(SOURCES))}')
-  return SOURCES[name](data_dir, lazy)
+  options = {k: v for k, v in options.items() if v is not None and v != '' and v != 0}
+  for key in options:
+    if key not in OPTIONS:
+      raise ValueError(f'unknown dataset option {key!r}; valid: {", ".join(OPTIONS)}')
+    if key not in SOURCE_OPTIONS.get(name, ()):
+      users = sorted(n for n, keys in SOURCE_OPTIONS.items() if key in keys)
+      raise ValueError(f'dataset.{key}={options[key]!r} does not apply to {name} '
+                       f'(only to {", ".join(users)}): unset it')
+  return SOURCES[name](data_dir, lazy, **options)
