@@ -235,7 +235,7 @@ def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:
 # total steps from the restored step on. Any other difference from the checkpoint's config stops
 # the run before it writes anything, unless `checkpoint.allow_changes` names the key on purpose.
 RESUMABLE_KEYS = ('num_epochs', 'num_steps', 'log_every_steps', 'checkpoint.', 'eval.', 'num_devices',
-                  'dataset.reads', 'dataset.data_dir')
+                  'dataset.reads', 'dataset.data_dir', 'dataset.list_dir')
 
 
 def _matches(key: str, pattern: str) -> bool:

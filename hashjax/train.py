@@ -54,7 +54,8 @@ _FAULT_PROCESS = int(_FAULT[2]) if len(_FAULT) > 2 else None
 def load_protocol(config) -> protocols.Protocol:
   reads = config.dataset.get('reads', 'auto')
   lazy = reads == 'per_process' or (reads == 'auto' and jax.process_count() > 1)
-  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None, lazy)
+  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None, lazy,
+                        **sources.config_options(config.dataset))
   return protocols.build(source, config.dataset.protocol, seed=config.dataset.split_seed,
                          **dict(config.dataset.get('protocol_args') or {}))
 
