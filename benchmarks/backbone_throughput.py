@@ -3,7 +3,7 @@
   python benchmarks/backbone_throughput.py [--archs resnet18,vgg16] [--size 224] [--dtypes float32,bfloat16]
                                            [--batch 32] [--steps 5] [--repeats 2] [--method dlbhc|dsh]
 
-The real jitted train step (hashjax.train.build: DLBHC's cross-entropy loss on the `dlbhc_<arch>`
+The real jitted train step (hashjax.train.trainer.build: DLBHC's cross-entropy loss on the `dlbhc_<arch>`
 model by default, or DSH on the plain hash head) on random uint8 RGB batches at `size` px, after a
 warm-up (compile) step. All settings are compiled first, then timed in interleaved rounds; the best
 round counts, so ratios within one run survive load drift. On a GPU (if one is lent) run it at 224.
@@ -30,14 +30,18 @@ args = parser.parse_args()
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from hashjax import train  # pylint: disable=g-import-not-at-top
-from hashjax.data import pipeline, protocols, sources  # pylint: disable=g-import-not-at-top
+from hashjax.data import pipeline  # pylint: disable=g-import-not-at-top
+from hashjax.data import protocols  # pylint: disable=g-import-not-at-top
+from hashjax.data import sources  # pylint: disable=g-import-not-at-top
+from hashjax.train import trainer  # pylint: disable=g-import-not-at-top
 from tests import helpers  # pylint: disable=g-import-not-at-top
 
 
 def fake_protocol(size, n):
   rng = np.random.default_rng(0)
-  split = sources.Split(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int32))
+  split = sources.Split(
+    rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int32)
+  )
   return protocols.build(sources.Source('random', {'train': split, 'test': split}, 10, 'random'), 'full')
 
 
@@ -50,7 +54,7 @@ for arch in args.archs.split(','):
     c.model.dtype = dtype
     c.image_size, c.augment, c.normalize = 0, 'none', 'imagenet'
     c.batch_size, c.num_steps = args.batch, 1000
-    run = train.build(c, protocol=protocol)
+    run = trainer.build(c, protocol=protocol)
     batches = [pipeline.to_global(run.batches[i], run.data_sharding) for i in range(args.steps)]
     step = run.step_fn.lower(run.state, batches[0]).compile()
     state, m = step(run.state, batches[0])
@@ -67,11 +71,19 @@ for _ in range(args.repeats):
     s['best'] = max(s['best'], args.steps * args.batch / (time.perf_counter() - t))
 
 device = jax.devices()[0]
-print(f'\n{args.method} train step, {args.size}x{args.size} RGB, batch {args.batch}, {device.platform} '
-      f'({getattr(device, "device_kind", "")}), best of {args.repeats} rounds of {args.steps} steps\n')
+print(
+  f'\n{args.method} train step, {args.size}x{args.size} RGB, batch {args.batch}, {device.platform} '
+  f'({getattr(device, "device_kind", "")}), best of {args.repeats} rounds of {args.steps} steps\n'
+)
 print('| backbone | dtype | images/s | vs float32 |\n|---|---|---|---|')
 for s in settings:
-  base = next(b['best'] for b in settings if b['arch'] == s['arch'] and b['dtype'] == 'float32') \
-      if any(b['arch'] == s['arch'] and b['dtype'] == 'float32' for b in settings) else None
-  print(f'| {s["arch"]} | {s["dtype"]} | {s["best"]:.1f} | {s["best"] / base:.2f}x |' if base else
-        f'| {s["arch"]} | {s["dtype"]} | {s["best"]:.1f} | - |')
+  base = (
+    next(b['best'] for b in settings if b['arch'] == s['arch'] and b['dtype'] == 'float32')
+    if any(b['arch'] == s['arch'] and b['dtype'] == 'float32' for b in settings)
+    else None
+  )
+  print(
+    f'| {s["arch"]} | {s["dtype"]} | {s["best"]:.1f} | {s["best"] / base:.2f}x |'
+    if base
+    else f'| {s["arch"]} | {s["dtype"]} | {s["best"]:.1f} | - |'
+  )

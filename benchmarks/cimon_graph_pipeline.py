@@ -23,7 +23,7 @@ Data: 'gaussian' = `--clusters` clusters in `--dim` dimensions around a shared m
 the 784 pixels of Fashion-MNIST training images of 5 classes (trouser, pullover, sandal, bag,
 ankle boot; local IDX files, see README).
 
---step also times the real jitted CIMON train step (hashjax.train.build of
+--step also times the real jitted CIMON train step (hashjax.train.trainer.build of
 configs/cimon.py:fashion_mnist with graph_features='network': DSH network with the tanh head, 500-d
 graph features, two views, so two graphs per step) at each batch size, beside the pipeline alone
 on (B, 500) features twice.
@@ -57,6 +57,7 @@ def gaussian_features(n: int, dim: int, clusters: int, seed: int):
 
 def fashion_features(n: int, seed: int):
   from hashjax.data import sources  # pylint: disable=g-import-not-at-top
+
   split = sources.load('fashion_mnist').splits['train']
   pool = np.flatnonzero(np.isin(split.labels, FASHION_CLASSES))
   keep = np.random.default_rng(seed).choice(pool, n, replace=False)
@@ -73,13 +74,21 @@ def timed(fn, rounds: list):
 def pipeline_rows(args):
   rows = []
   graph_args = dict(threshold=args.threshold, num_clusters=args.clusters)
-  jnp_routes = {f'{solver} {assign}': jax.jit(lambda f, key, solver=solver, assign=assign: cimon.similarity_graph(
-                    f, key, eigen_solver=solver, assign_labels=assign, **graph_args))
-                for solver, assign in (('subspace', 'kmeans'), ('subspace', 'discretize'), ('eigh', 'kmeans'))}
+  jnp_routes = {
+    f'{solver} {assign}': jax.jit(
+      lambda f, key, solver=solver, assign=assign: cimon.similarity_graph(
+        f, key, eigen_solver=solver, assign_labels=assign, **graph_args
+      )
+    )
+    for solver, assign in (('subspace', 'kmeans'), ('subspace', 'discretize'), ('eigh', 'kmeans'))
+  }
   for data in args.data.split(','):
     for batch in (int(b) for b in args.batches.split(',')):
-      features, truth = (gaussian_features(batch, args.dim, args.clusters, batch) if data == 'gaussian'
-                         else fashion_features(batch, batch))
+      features, truth = (
+        gaussian_features(batch, args.dim, args.clusters, batch)
+        if data == 'gaussian'
+        else fashion_features(batch, batch)
+      )
       on_device, key = jax.device_put(features), jax.random.key(0)
       routes = {'official': lambda: cimon_graph.official_graph(features, **graph_args)[2]}
       for solver, fn in jnp_routes.items():
@@ -98,36 +107,59 @@ def pipeline_rows(args):
       sk_ari = adjusted_rand_score(labels['official'], sk_kmeans)
       for name in routes:
         ms = 1e3 * np.median(times[name])
-        row = dict(data=data, dim=features.shape[1], batch=batch, route=name, ms=ms, speedup=official_ms / ms,
-                   ari_sklearn=adjusted_rand_score(labels['official'], labels[name]),
-                   ari_truth=adjusted_rand_score(truth, labels[name]),
-                   positive=float(np.mean(s_official > 0)), sk_ari=sk_ari)
+        row = dict(
+          data=data,
+          dim=features.shape[1],
+          batch=batch,
+          route=name,
+          ms=ms,
+          speedup=official_ms / ms,
+          ari_sklearn=adjusted_rand_score(labels['official'], labels[name]),
+          ari_truth=adjusted_rand_score(truth, labels[name]),
+          positive=float(np.mean(s_official > 0)),
+          sk_ari=sk_ari,
+        )
         rows.append(row)
-        print(f'  {data} d={row["dim"]} B={batch} {name}: {ms:.1f} ms, x{row["speedup"]:.1f}, '
-              f'ARI vs sklearn {row["ari_sklearn"]:.3f}', flush=True)
+        print(
+          f'  {data} d={row["dim"]} B={batch} {name}: {ms:.1f} ms, x{row["speedup"]:.1f}, '
+          f'ARI vs sklearn {row["ari_sklearn"]:.3f}',
+          flush=True,
+        )
   return rows
 
 
 def step_rows(args):
   """The real train step vs two graphs alone, per batch size (same process, interleaved)."""
-  from hashjax import config_lib  # pylint: disable=g-import-not-at-top
-  from hashjax import train  # pylint: disable=g-import-not-at-top
+  from hashjax.config import files as config_files  # pylint: disable=g-import-not-at-top
   from hashjax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from hashjax.train import trainer  # pylint: disable=g-import-not-at-top
+
   rows = []
   for batch in (int(b) for b in args.batches.split(',')):
-    config = config_lib.load_config_file(os.path.join(ROOT, 'configs', 'cimon.py') + ':fashion_mnist')
+    config = config_files.load_config_file(os.path.join(ROOT, 'configs', 'cimon.py') + ':fashion_mnist')
     config.batch_size, config.num_steps = batch, 100
     config.loss.graph_features = 'network'  # two graphs per step, from the network's features
-    run = train.build(config)
+    run = trainer.build(config)
     state = run.state
     step_batch = lambda i: pipeline.to_global(run.batches[i], run.data_sharding)
     loss = config.loss
-    graphs = jax.jit(lambda f, key: [cimon.similarity_graph(
-        f[i], k, threshold=loss.threshold, num_clusters=loss.num_clusters, gamma=loss.gamma,
-        kmeans_restarts=loss.kmeans_restarts, kmeans_iters=loss.kmeans_iters,
-        center_features=loss.center_features, eigen_solver=loss.eigen_solver,
-        assign_labels=loss.assign_labels)[:2]
-        for i, k in enumerate(jax.random.split(key))])
+    graphs = jax.jit(
+      lambda f, key: [
+        cimon.similarity_graph(
+          f[i],
+          k,
+          threshold=loss.threshold,
+          num_clusters=loss.num_clusters,
+          gamma=loss.gamma,
+          kmeans_restarts=loss.kmeans_restarts,
+          kmeans_iters=loss.kmeans_iters,
+          center_features=loss.center_features,
+          eigen_solver=loss.eigen_solver,
+          assign_labels=loss.assign_labels,
+        )[:2]
+        for i, k in enumerate(jax.random.split(key))
+      ]
+    )
     features = jax.random.normal(jax.random.key(1), (2, batch, 500))
     state, _ = jax.block_until_ready(run.step_fn(state, step_batch(0)))  # compile
     jax.block_until_ready(graphs(features, jax.random.key(0)))
@@ -141,8 +173,11 @@ def step_rows(args):
     row = dict(batch=batch, step_ms=1e3 * np.median(step_t), graphs_ms=1e3 * np.median(graph_t))
     row['share'] = row['graphs_ms'] / row['step_ms']
     rows.append(row)
-    print(f'  step B={batch}: {row["step_ms"]:.0f} ms, two graphs alone {row["graphs_ms"]:.1f} ms '
-          f'({100 * row["share"]:.1f}%)', flush=True)
+    print(
+      f'  step B={batch}: {row["step_ms"]:.0f} ms, two graphs alone {row["graphs_ms"]:.1f} ms '
+      f'({100 * row["share"]:.1f}%)',
+      flush=True,
+    )
   return rows
 
 
@@ -157,14 +192,21 @@ def main():
   p.add_argument('--step', action='store_true', help='also time the real train step')
   p.add_argument('--step_repeats', type=int, default=5)
   args = p.parse_args()
-  print(f'jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} CPUs; '
-        f'{args.clusters} clusters, threshold {args.threshold}, median of {args.repeats}', flush=True)
+  print(
+    f'jax {jax.__version__}, {jax.devices()[0].platform}, {os.cpu_count()} CPUs; '
+    f'{args.clusters} clusters, threshold {args.threshold}, median of {args.repeats}',
+    flush=True,
+  )
   rows = pipeline_rows(args)
-  print('\n| data | B | route | ms | speed-up vs official | ARI vs sklearn | ARI vs truth '
-        '| sklearn kmeans vs discretize | S = +1 |\n|---|---|---|---|---|---|---|---|---|')
+  print(
+    '\n| data | B | route | ms | speed-up vs official | ARI vs sklearn | ARI vs truth '
+    '| sklearn kmeans vs discretize | S = +1 |\n|---|---|---|---|---|---|---|---|---|'
+  )
   for r in rows:
-    print(f'| {r["data"]} ({r["dim"]}-d) | {r["batch"]} | {r["route"]} | {r["ms"]:.1f} | {r["speedup"]:.1f}x '
-          f'| {r["ari_sklearn"]:.3f} | {r["ari_truth"]:.3f} | {r["sk_ari"]:.3f} | {100 * r["positive"]:.0f}% |')
+    print(
+      f'| {r["data"]} ({r["dim"]}-d) | {r["batch"]} | {r["route"]} | {r["ms"]:.1f} | {r["speedup"]:.1f}x '
+      f'| {r["ari_sklearn"]:.3f} | {r["ari_truth"]:.3f} | {r["sk_ari"]:.3f} | {100 * r["positive"]:.0f}% |'
+    )
   if args.step:
     rows = step_rows(args)
     print('\n| B | train step (ms) | two graphs alone (ms) | share |\n|---|---|---|---|')

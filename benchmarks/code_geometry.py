@@ -23,7 +23,7 @@ import json
 
 import numpy as np
 
-from hashjax import evaluate_run
+from hashjax.eval import workdir_eval
 
 
 def geometry(codes: np.ndarray, labels: np.ndarray, centers: np.ndarray | None) -> dict:
@@ -33,9 +33,9 @@ def geometry(codes: np.ndarray, labels: np.ndarray, centers: np.ndarray | None) 
   majority = np.where(means >= 0, 1.0, -1.0)
   bits = codes.shape[1]
   out = {
-      'classes': classes.tolist(),
-      'undecided_bits': np.round((np.abs(means) < 0.5).mean(1), 3).tolist(),
-      'class_code_hamming': ((bits - majority @ majority.T) / 2).astype(int).tolist(),
+    'classes': classes.tolist(),
+    'undecided_bits': np.round((np.abs(means) < 0.5).mean(1), 3).tolist(),
+    'class_code_hamming': ((bits - majority @ majority.T) / 2).astype(int).tolist(),
   }
   if centers is not None:
     signs = np.where(centers >= 0, 1.0, -1.0)
@@ -43,12 +43,14 @@ def geometry(codes: np.ndarray, labels: np.ndarray, centers: np.ndarray | None) 
     cos = (majority / np.sqrt(bits)) @ unit[classes].T
     off = ~np.eye(len(classes), dtype=bool)
     d2 = ((codes[:, None, :] - centers[None]) ** 2).sum(-1)
-    out.update({
+    out.update(
+      {
         'center_hamming': ((bits - signs @ signs.T) / 2).astype(int).tolist(),
         'cos_own_center': np.round(np.diag(cos), 3).tolist(),
         'cos_other_center_mean': np.round(np.where(off, cos, 0).sum(1) / off.sum(1), 3).tolist(),
         'nearest_center_accuracy': round(float(np.mean(classes[d2.argmin(1)] == labels)), 4),
-    })
+      }
+    )
   return out
 
 
@@ -57,8 +59,8 @@ def main(argv=None):
   parser.add_argument('workdir')
   parser.add_argument('--split', choices=('query', 'database'), default='query')
   args = parser.parse_args(argv)
-  config, run, params, step = evaluate_run.load_run(args.workdir)  # one build and restore
-  q, db = evaluate_run.encode_protocol(config, run, params)
+  config, run, params, step = workdir_eval.load_run(args.workdir)  # one build and restore
+  q, db = workdir_eval.encode_protocol(config, run, params)
   protocol = run.protocol
   index = protocol.query if args.split == 'query' else protocol.database
   codes = np.asarray(q if args.split == 'query' else db)

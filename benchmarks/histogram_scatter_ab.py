@@ -12,11 +12,12 @@ import argparse
 import time
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from hashjax.retrieval import per_query, search
+from hashjax.retrieval import per_query
+from hashjax.retrieval import search
 
 
 def pairs_histogram(qc, dbc, vc, *, bits):
@@ -57,6 +58,7 @@ def main():
     def run(warm):
       d, i = search.topk_search(q[:64] if warm else q, db, k, bits=64)
       return int(np.asarray(i).sum())
+
     return run
 
   def expected(warm):

@@ -22,7 +22,7 @@ binary (benchmarks/notes/autoencoder_vs_shallow.md, the binarisation table).
 Results: BENCHMARKS.md, "Autoencoder vs shallow baselines".
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 VARIANTS = ('mnist', 'fashion_mnist', 'cifar10')
 TRAIN_SIZES = {'mnist': 60000, 'fashion_mnist': 60000, 'cifar10': 50000}  # the 'full' protocol's train split
@@ -34,8 +34,8 @@ def _variant_as_dataset(arg):
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(_variant_as_dataset(arg), dataset='mnist', bits=16, quick=False)
-  c = config_lib.base_config()
+  arg = common.parse_arg(_variant_as_dataset(arg), dataset='mnist', bits=16, quick=False)
+  c = common.base_config()
   c.method = 'autoencoder'
   c.bits = arg.bits
   c.dataset.name = arg.dataset
@@ -53,11 +53,11 @@ def get_config(arg=None):
   c.num_epochs = 30
   steps_per_epoch = TRAIN_SIZES.get(arg.dataset, 60000) // c.batch_size
   c.loss.slope_schedule = 'exponential'  # constant | linear | exponential (see hashjax/methods/autoencoder.py)
-  c.loss.slope_start = 1.0               # b of tanh(b z); the seed's b' in 2 / (1 + e^{-b'z}) - 1 is 2b
-  c.loss.slope_end = 1000.0              # binary codes on Fashion-MNIST; 50 is too low (docstring)
+  c.loss.slope_start = 1.0  # b of tanh(b z); the seed's b' in 2 / (1 + e^{-b'z}) - 1 is 2b
+  c.loss.slope_end = 1000.0  # binary codes on Fashion-MNIST; 50 is too low (docstring)
   c.loss.slope_steps = 20 * steps_per_epoch  # annealing ends here; fine-tuning after
   c.loss.slope_update_every = steps_per_epoch  # raise b once an epoch
-  c.loss.binary_threshold = 0.99         # |h| above this counts as binary in the binary_fraction metric
+  c.loss.binary_threshold = 0.99  # |h| above this counts as binary in the binary_fraction metric
   c.optimizer.update(name='adam', lr=1e-3, end_lr=1e-5, schedule='linear', weight_decay=0.0)
   c.eval.every_steps = 0
   c.eval.topk = (1000,)

@@ -40,14 +40,13 @@ Other arguments: bits, graph (batch | global), backbone (an ImageNet backbone, e
 vgg11_bn, with the official head; sets graph_features='network'), dataset.
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 _PAPER_DATASET = 'cifar10'
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, dataset='', bits=0, quick=False, graph='', backbone='', stl10=False,
-                             fashion_mnist=False)
+  arg = common.parse_arg(arg, dataset='', bits=0, quick=False, graph='', backbone='', stl10=False, fashion_mnist=False)
   if arg.stl10 and (arg.graph not in ('', 'batch') or arg.quick or arg.dataset or arg.fashion_mnist):
     raise ValueError('stl10 is a complete setting: it takes only bits= and backbone=')
   if arg.fashion_mnist:
@@ -63,15 +62,15 @@ def get_config(arg=None):
   if graph not in ('batch', 'global'):
     raise ValueError(f'unknown graph={graph!r}; valid: batch, global')
 
-  c = config_lib.base_config()
+  c = common.base_config()
   c.method = 'cimon'
   c.bits = arg.bits or (64 if paper else 128)
   c.dataset.name = dataset
   c.dataset.protocol = 'full'
   c.loss.graph = graph
-  c.loss.threshold = 0.3      # cosine distance at or below which a pair is similar (S = +1)
-  c.loss.num_clusters = 5     # spectral clusters per graph
-  c.loss.gamma = 1.0          # RBF affinity exp(-gamma |x_i - x_j|^2) on unit features (sklearn's default)
+  c.loss.threshold = 0.3  # cosine distance at or below which a pair is similar (S = +1)
+  c.loss.num_clusters = 5  # spectral clusters per graph
+  c.loss.gamma = 1.0  # RBF affinity exp(-gamma |x_i - x_j|^2) on unit features (sklearn's default)
   # Graph features (hashjax/methods/cimon_features.py): the network's own with an ImageNet backbone
   # (official), else a fixed source: the top principal components of the training pixels.
   c.loss.graph_features = 'network' if backbone else 'pca'
@@ -86,8 +85,8 @@ def get_config(arg=None):
   c.loss.assign_labels = 'discretize'
   c.loss.kmeans_restarts = 10
   c.loss.kmeans_iters = 50
-  c.loss.tau = 0.5            # NT-Xent temperature
-  c.loss.eta = 0.3            # weight of NT-Xent (official)
+  c.loss.tau = 0.5  # NT-Xent temperature
+  c.loss.eta = 0.3  # weight of NT-Xent (official)
   # SimCLR's augmentations (the official CIFAR-10 recipe); they run on normalised images.
   c.augment = 'simclr'
   c.batch_size = 256
@@ -114,9 +113,9 @@ def get_config(arg=None):
   if arg.stl10:
     c.dataset.protocol = 'unlabelled'
     c.dataset.protocol_args.train_size = 20000
-    c.image_size = 0            # native 96 x 96, as the student notebooks
+    c.image_size = 0  # native 96 x 96, as the student notebooks
     c.model.head_dropout = 0.5  # the student head; the official one has no dropout
-    c.num_epochs = 7            # the student run's length
+    c.num_epochs = 7  # the student run's length
   if graph == 'global':
     # The official run: 5,000 training images (500/class), threshold 0.1, 70 clusters, batch 24
     # (divisible by 8 devices), 150 epochs. The paper's protocol draws 1000/class queries from all

@@ -16,17 +16,13 @@ quick (digits, 16 bits, Hadamard centers, 300 steps of 64): mAP 0.98 in ~45 s on
 (LSH on the pixels: ~0.32 at 16 bits).
 """
 
-from hashjax import config_lib
-from hashjax.data import sources
-
-NUM_CLASSES = {'digits': 10, **sources.TFDS_NUM_CLASSES}
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, arg = config_lib.supervised_config('csq', arg)
+  c, arg = common.supervised_config('csq', arg)
   c.loss.quant_weight = 1e-4  # lambda
-  c.loss.center_seed = 0      # random centers (bits not a power of 2) and multi-label tie bits
-  c.loss.num_classes = NUM_CLASSES.get(c.dataset.name)  # None: multi-hot labels give it; class ids need it
+  c.loss.center_seed = 0  # random centers (bits not a power of 2) and multi-label tie bits
   if not arg.quick:
     c.num_epochs = 30  # chosen on the validation protocol (see the docstring)
   return c

@@ -20,22 +20,20 @@ Results: BENCHMARKS.md, "Supervised family"; the ablations: benchmarks/notes/sup
 "Learnable vs recomputed centers in DCWH" and "sigma and the optimizer, isolated".
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, arg = config_lib.supervised_config('dcwh', arg, learnable=False, paper=False)
-  c.loss.inv_var = 1.0        # sigma: the public code's effective value (its --inv_var never reaches the loss)
+  c, arg = common.supervised_config('dcwh', arg, learnable=False, paper=False)
+  c.loss.inv_var = 1.0  # sigma: the public code's effective value (its --inv_var never reaches the loss)
   c.loss.cubic_weight = 10.0
   c.loss.vertex_weight = 0.01
   c.loss.cubic_precedence_quirk = False  # True: divide only the positive cubic side by B, as the code
   c.loss.learnable_centers = arg.learnable
-  # Recomputed centers are not trained: refresh them every 2 epochs and freeze them in the optimizer.
+  # Recomputed centers are method state (never seen by the optimizer), refreshed every 2 epochs.
   c.loss.refresh_epochs = 0.0 if arg.learnable else 2.0  # float: fractions of an epoch allowed
-  c.optimizer.lr_multipliers = '' if arg.learnable else 'method/=0'
   if arg.quick:
     c.loss.refresh_epochs = 0.0 if arg.learnable else 1.0
   if arg.paper:
-    config_lib.class_center_paper_setting(c)
+    common.class_center_paper_setting(c)
   return c
-

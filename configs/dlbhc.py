@@ -17,21 +17,17 @@ ImageNet weights (the paper fine-tunes them): --config.model.pretrained=weights/
 (python -m hashjax.weights convert), usually with --config.normalize=imagenet for RGB data.
 The official/FP recipe trains the new layers at lr 0.01 and the pretrained ones at 0.001:
 --config.optimizer.lr_multipliers='model/backbone/=0.1' (new layers: model/head = the latent
-layer, model/classifier; hashjax/optim.py).
+layer, model/classifier; hashjax/train/optim.py).
 quick (digits, DSH network at half width, 16 bits, 300 SGD steps of 64 at lr 0.1): mAP 0.93 in
 ~20 s on a shared 2-core CPU. fashion_mnist results: BENCHMARKS.md, "DLBHC".
 """
 
-from hashjax import config_lib
-from hashjax.data import sources
-
-NUM_CLASSES = {'digits': 10, **sources.TFDS_NUM_CLASSES}
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, backbone='resnet18', bits=48, dataset='cifar10', quick=False,
-                             fashion_mnist=False)
-  c = config_lib.base_config()
+  arg = common.parse_arg(arg, backbone='resnet18', bits=48, dataset='cifar10', quick=False, fashion_mnist=False)
+  c = common.base_config()
   c.method = 'dlbhc'
   c.bits = arg.bits
   c.dataset.name = 'fashion_mnist' if arg.fashion_mnist else arg.dataset
@@ -57,7 +53,7 @@ def get_config(arg=None):
   if arg.quick:
     # The small DSH network (its fc1 plays fc7) on the embedded digits, upsampled to 16x16.
     c.dataset.name = 'digits' if arg.dataset == 'cifar10' and not arg.fashion_mnist else c.dataset.name
-    c.model = config_lib.base_config().model
+    c.model = common.base_config().model
     c.model.name = 'dlbhc_dsh_net'
     c.model.width = 0.5
     c.bits = arg.bits if arg.bits != 48 else 16
@@ -72,5 +68,5 @@ def get_config(arg=None):
     c.checkpoint.every_steps = 300
     c.eval.topk = (100,)
     c.eval.pn = (10, 100)
-  c.model.num_classes = NUM_CLASSES.get(c.dataset.name, 0)  # the classifier's width
+  c.model.num_classes = 0  # the classifier's width; 0: the dataset's class count
   return c

@@ -11,10 +11,10 @@ trains from scratch, so we use Adam lr 1e-3 with a cosine decay (our choice, not
 quick (digits, 16 bits, 300 steps of 64): mAP 0.10, every image gets the same code (see above).
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, _ = config_lib.supervised_config('dpsh', arg)
+  c, _ = common.supervised_config('dpsh', arg)
   c.loss.quant_weight = 0.02  # 2 eta / (N - 1): the paper's eta on N training images
   return c

@@ -18,20 +18,20 @@ Default protocol: test queries vs train database ('full'); DSH's own CIFAR-10 pr
 and "Supervised family" (30 epochs).
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, arg = config_lib.supervised_config('dsh', arg, pairs='batch')
+  c, arg = common.supervised_config('dsh', arg, pairs='batch')
   c.loss.margin = None  # None: 2 * bits, as the paper
   c.loss.alpha = 0.01
-  c.loss.pairs = arg.pairs      # 'batch': every in-batch pair; 'fixed': a fixed random pair set
-  c.loss.num_pairs = 200000     # pairs=fixed: size of the pair set
-  c.loss.pair_seed = 0          # pairs=fixed: which pairs
+  c.loss.pairs = arg.pairs  # 'batch': every in-batch pair; 'fixed': a fixed random pair set
+  c.loss.num_pairs = 200000  # pairs=fixed: size of the pair set
+  c.loss.pair_seed = 0  # pairs=fixed: which pairs
   if arg.pairs == 'fixed':
     c.batch_size = 64 if arg.quick else 60
     c.loss.num_pairs = 6000 if arg.quick else 200000
-  # Adam + cosine (config_lib.supervised_config): the paper's SGD (lr 1e-3, momentum 0.9, weight
+  # Adam + cosine (common.supervised_config): the paper's SGD (lr 1e-3, momentum 0.9, weight
   # decay 0.004, 70k iterations) was far from converged after 20 epochs here
   # (benchmarks/notes/dsh_fashion_mnist.md); it stays available as
   # --config.optimizer.name=sgd --config.optimizer.weight_decay=0.004.

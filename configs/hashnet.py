@@ -12,15 +12,15 @@ quick (digits, 16 bits, 300 steps of 64, Adam 1e-3): mAP 0.68 in ~35 s on a shar
 (LSH on the pixels: ~0.32 at 16 bits).
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, arg = config_lib.supervised_config('hashnet', arg)
+  c, arg = common.supervised_config('hashnet', arg)
   c.loss.sigmoid_param = None  # alpha; None: 10 / bits
   c.loss.beta_gamma = 0.005
   c.loss.beta_power = 0.5
-  c.loss.beta_every = 200      # steps between beta updates
+  c.loss.beta_every = 200  # steps between beta updates
   if arg.quick:  # Adam lr 1e-3, not 3e-3: at 3e-3 this loss reached only mAP 0.30 on digits (1e-3: 0.68)
     c.optimizer.lr = 1e-3
   return c

@@ -18,11 +18,11 @@ and 100, the paper's batch 128 with `--config.batch_size=128`, gamma 0 with
 `--config.loss.gamma=0`): benchmarks/notes/supervised_family.md.
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c, arg = config_lib.supervised_config('idcwh', arg, paper=False, sgd=False)
+  c, arg = common.supervised_config('idcwh', arg, paper=False, sgd=False)
   # Not published: chosen on validation protocols (a sixth of the training split as queries, the
   # test split untouched), mAP@all (BENCHMARKS.md, "IDCWH hyperparameters";
   # benchmarks/notes/idcwh_hyperparameters.md).
@@ -34,8 +34,8 @@ def get_config(arg=None):
   # sigma 4 is worse than sigma 2 > sigma 1; at sigma 2, gamma 1 >= 0.1 >= 0, within the noise of
   # 250 queries.
   c.loss.sigma = 2.0 if arg.quick else 4.0
-  c.loss.gamma = 1.0   # center-similarity weight
-  c.loss.beta = 0.01   # quantization weight
+  c.loss.gamma = 1.0  # center-similarity weight
+  c.loss.beta = 0.01  # quantization weight
   c.optimizer.lr_multipliers = 'method/=0.5'
   # The optimizer is not published (the slides give SGD-style rates, kept in `paper`). Chosen on
   # validation protocols (BENCHMARKS.md, "IDCWH hyperparameters"): at Fashion-MNIST's sigma 4 the
@@ -46,6 +46,6 @@ def get_config(arg=None):
   if arg.quick or arg.sgd:
     c.optimizer.update(name='sgd', lr=1e-2, momentum=0.9, weight_decay=5e-4)
   if arg.paper:
-    config_lib.class_center_paper_setting(c)
+    common.class_center_paper_setting(c)
     c.optimizer.lr = 1e-2
   return c

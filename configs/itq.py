@@ -7,10 +7,10 @@
 Arguments: dataset, bits, quick.
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c = config_lib.shallow_config('itq', arg)
+  c = common.shallow_config('itq', arg)
   c.loss.n_iter = 50
   return c

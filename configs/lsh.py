@@ -6,10 +6,10 @@
 Arguments: dataset, bits, quick. `--config.loss.centre=False` is FIRe's uncentred b = sign(Wx).
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  c = config_lib.shallow_config('lsh', arg)
+  c = common.shallow_config('lsh', arg)
   c.loss.centre = True
   return c

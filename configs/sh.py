@@ -6,8 +6,8 @@
 Arguments: dataset, bits, quick.
 """
 
-from hashjax import config_lib
+from hashjax.config import common
 
 
 def get_config(arg=None):
-  return config_lib.shallow_config('sh', arg)
+  return common.shallow_config('sh', arg)

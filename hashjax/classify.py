@@ -6,15 +6,15 @@
 Reuses the workdir's latest checkpoint (the hashing network is not retrained), encodes the labelled
 training images and the test images to +-1 codes, trains both classifiers, prints their test
 accuracies and writes classify_metrics.json, classify_curves.png and codes_pca.png into the
-workdir. Which images train and test: hashjax/code_classifier.py. Bad input: one line on stderr,
+workdir. Which images train and test: hashjax/analysis/code_classifier.py. Bad input: one line on stderr,
 exit code 2.
 """
 
 import argparse
 import sys
 
-from hashjax import cli
-from hashjax import code_classifier
+from hashjax.analysis import code_classifier
+from hashjax.cli import command
 
 
 def main(argv=None) -> int:
@@ -27,17 +27,27 @@ def main(argv=None) -> int:
   p.add_argument('--classes_in_plot', type=int, default=3, help='classes in codes_pca.png')
   p.add_argument('--seed', type=int, default=0)
   p.add_argument('--step', type=int, default=None, help='checkpoint step to encode with (default: the latest)')
-  p.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
+  p.add_argument('--verbosity', default=None, help=command.VERBOSITY_HELP)
   args = p.parse_args(argv)
 
   def classify():
-    out = code_classifier.classify_workdir(args.workdir, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
-                                           batch_size=args.batch_size, seed=args.seed,
-                                           classes_in_plot=args.classes_in_plot, step=args.step)
-    print(f'{out["bits"]}-bit codes, {out["sets"]}: test accuracy MLP {out["mlp"]["test_accuracy"]:.4f}, '
-          f'linear probe {out["linear"]["test_accuracy"]:.4f} (chance {out["chance"]:.4f}); '
-          f'{args.workdir}/classify_metrics.json')
-  return cli.run(classify, verbose=args.verbosity is not None)
+    out = code_classifier.classify_workdir(
+      args.workdir,
+      epochs=args.epochs,
+      hidden=args.hidden,
+      lr=args.lr,
+      batch_size=args.batch_size,
+      seed=args.seed,
+      classes_in_plot=args.classes_in_plot,
+      step=args.step,
+    )
+    print(
+      f'{out["bits"]}-bit codes, {out["sets"]}: test accuracy MLP {out["mlp"]["test_accuracy"]:.4f}, '
+      f'linear probe {out["linear"]["test_accuracy"]:.4f} (chance {out["chance"]:.4f}); '
+      f'{args.workdir}/classify_metrics.json'
+    )
+
+  return command.run(classify, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 
   python -m hashjax.main --config configs/dsh.py:quick [--workdir runs/x] [--config.bits=32 ...]
 
-This file is intentionally thin: the logic lives in hashjax.train, which tests import.
+This file is intentionally thin: the logic lives in hashjax/train/trainer.py, which tests import.
 """
 
 import os
@@ -13,16 +13,18 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from hashjax import cli
-from hashjax import config_lib
-from hashjax import distributed
-from hashjax import train
+from hashjax.cli import command
+from hashjax.config import files as config_files
+from hashjax.parallel import distributed
+from hashjax.train import trainer
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file: path/to/config.py[:arg].',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file: path/to/config.py[:arg].', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (checkpoints, metrics); default runs/<config>.')
-_FORCE_UNLOCK = flags.DEFINE_bool('force_unlock', False, "Take over the workdir's lock left by a run on another "
-                                  'host (only once that run is surely not running).')
+_FORCE_UNLOCK = flags.DEFINE_bool(
+  'force_unlock',
+  False,
+  "Take over the workdir's lock left by a run on another host (only once that run is surely not running).",
+)
 
 
 def default_workdir(config_path: str, config) -> str:
@@ -41,8 +43,9 @@ def main(argv):
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename, config)
 
   def train_and_evaluate():
-    train.train_and_evaluate(config, workdir, force_unlock=_FORCE_UNLOCK.value)
-  sys.exit(cli.run(train_and_evaluate, verbose=verbose))
+    trainer.train_and_evaluate(config, workdir, force_unlock=_FORCE_UNLOCK.value)
+
+  sys.exit(command.run(train_and_evaluate, verbose=verbose))
 
 
 def check_argv(argv):
@@ -51,9 +54,9 @@ def check_argv(argv):
   specs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--config']
   if specs:
     try:
-      config_lib.check_override_keys(config_lib.load_config_file(specs[-1]), argv)
+      config_files.check_override_keys(config_files.load_config_file(specs[-1]), argv)
     except (KeyError, ValueError, FileNotFoundError) as e:
-      print(f'error: {cli.describe(e)}', file=sys.stderr)
+      print(f'error: {command.describe(e)}', file=sys.stderr)
       sys.exit(2)
 
 

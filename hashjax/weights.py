@@ -21,130 +21,11 @@ The checkpoint's layout is `backbones.LAYOUT`; `models.build` loads it (`--confi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-import numpy as np
-from flax import nnx
-
-from hashjax import checkpoint
-from hashjax import cli
-from hashjax import errors
+from hashjax.cli import command
 from hashjax.models import backbones
-
-# State-dict entries of the ImageNet networks that the backbones do not use.
-_UNUSED_PREFIXES = ('classifier.6.', 'fc.', 'aux1.', 'aux2.')
-_UNUSED_SUFFIXES = ('.num_batches_tracked',)
-_TORCH_NAMES = {'conv': {'kernel': 'weight', 'bias': 'bias'}, 'linear': {'kernel': 'weight', 'bias': 'bias'},
-                'bn': {'scale': 'weight', 'bias': 'bias', 'mean': 'running_mean', 'var': 'running_var'}}
-_SAFETENSORS_HINT = ('convert it to safetensors first, where torch is installed: python -c "import torch, '
-                     'safetensors.torch as st; st.save_file(torch.load(\'{src}\', weights_only=True), '
-                     '\'{stem}.safetensors\')"')
-
-
-class ConversionError(ValueError):
-  """A source state dict that does not fit the architecture; the message names the tensor."""
-
-
-def read_state_dict(src: str) -> dict[str, np.ndarray]:
-  """A torchvision state dict as NumPy arrays: safetensors, or .pth/.pt through torch if it is installed."""
-  if not os.path.isfile(src):
-    raise FileNotFoundError(f'{src}: no such file')
-  if src.endswith('.safetensors'):
-    from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    try:
-      return load_file(src)
-    except Exception as e:  # pylint: disable=broad-except  (safetensors raises its own error types)
-      raise ConversionError(f'{src} is not a readable safetensors file ({errors.first_line(e, 160)}): '
-                            f'a truncated download?') from None
-  if src.endswith(('.pth', '.pt')):
-    try:
-      import torch  # pylint: disable=g-import-not-at-top  # optional: only for .pth sources
-    except ImportError:
-      raise ConversionError(f'{src}: reading .pth needs torch, which is not installed; '
-                            + _SAFETENSORS_HINT.format(src=src, stem=os.path.splitext(src)[0])) from None
-    state = torch.load(src, map_location='cpu', weights_only=True)
-    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
-  raise ConversionError(f'{src}: expected a .safetensors file (or .pth with torch installed)')
-
-
-def abstract_backbone(arch: str, width: float = 1.0, in_channels: int = 3):
-  """(backbone module, params, batch stats) of `arch` as shapes only: nothing is allocated."""
-  if arch not in backbones.BACKBONES:
-    raise ConversionError(f'unknown --arch {arch!r}; valid: {", ".join(sorted(backbones.BACKBONES))}')
-  model = nnx.eval_shape(lambda: backbones.HashNet(arch, 1, (224, 224, in_channels), width=width,
-                                                   rngs=nnx.Rngs(0)))
-  _, params, stats = nnx.split(model.backbone, nnx.Param, ...)
-  return model.backbone, backbones.flatten(nnx.to_pure_dict(params)), backbones.flatten(nnx.to_pure_dict(stats))
-
-
-def _torch_shape(kind: str, name: str, shape: tuple) -> tuple:
-  if name == 'kernel' and kind == 'conv':  # HWIO -> OIHW
-    return (shape[3], shape[2], shape[0], shape[1])
-  if name == 'kernel':  # (in, out) -> (out, in)
-    return (shape[1], shape[0])
-  return tuple(shape)
-
-
-def _to_flax(layer, name: str, tensor: np.ndarray) -> np.ndarray:
-  tensor = np.asarray(tensor, np.float32)
-  if name == 'kernel' and layer.kind == 'conv':
-    return tensor.transpose(2, 3, 1, 0)
-  if name == 'kernel' and layer.flatten_chw is not None:  # input axis (C, H, W) -> (H, W, C)
-    c, h, w = layer.flatten_chw
-    return tensor.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)
-  if name == 'kernel':
-    return tensor.T
-  return tensor
-
-
-def convert_state_dict(arch: str, state: dict[str, np.ndarray], *, width: float = 1.0,
-                       in_channels: int = 3) -> dict[str, dict[str, np.ndarray]]:
-  """{'params': ..., 'batch_stats': ...} in `backbones.LAYOUT` from a torchvision-layout state dict."""
-  backbone, params, stats = abstract_backbone(arch, width, in_channels)
-  state = {k.removeprefix('module.'): v for k, v in state.items()}  # nn.DataParallel's prefix
-  expected = {}  # torch key -> (group, flax key, layer, flax leaf name, flax shape)
-  for layer in backbone.torch_layers:
-    prefix = '.'.join(map(str, layer.path))
-    for name, torch_name in _TORCH_NAMES[layer.kind].items():
-      key = f'{prefix}.{name}'
-      group = 'params' if key in params else 'batch_stats' if key in stats else None
-      if group is not None:
-        shape = (params if group == 'params' else stats)[key].shape
-        expected[f'{layer.prefix}.{torch_name}'] = (group, key, layer, name, shape)
-  covered = {key for _, key, *_ in expected.values()}
-  assert covered == set(params) | set(stats), f'{arch}: torch layout misses {set(params) | set(stats) - covered}'
-
-  unused = [k for k in state if k.startswith(_UNUSED_PREFIXES) or k.endswith(_UNUSED_SUFFIXES)]
-  missing = [k for k in expected if k not in state]
-  unexpected = [k for k in state if k not in expected and k not in unused]
-  if unexpected or len(missing) > len(expected) // 2:
-    raise ConversionError(
-        f'the state dict does not look like torchvision {arch}: {len(missing)} of its {len(expected)} tensors '
-        f'missing (e.g. {", ".join(missing[:3]) or "none"}), {len(unexpected)} unexpected (e.g. '
-        f'{", ".join(unexpected[:3]) or "none"}). Check --arch.')
-  if missing:
-    raise ConversionError(f'missing tensor{"s" if len(missing) > 1 else ""}: {", ".join(missing)} '
-                          f'(a truncated or partial {arch} state dict?)')
-  converted = {'params': {}, 'batch_stats': {}}
-  for torch_key, (group, key, layer, name, shape) in expected.items():
-    want, got = _torch_shape(layer.kind, name, shape), tuple(state[torch_key].shape)
-    if want != got:
-      raise ConversionError(f'{torch_key}: expected {want}, got {got}'
-                            + (f' (in_channels={in_channels}, width={width})' if width != 1.0 or in_channels != 3
-                               else ''))
-    converted[group][key] = _to_flax(layer, name, state[torch_key])
-  return {group: tree for group, tree in converted.items() if tree}
-
-
-def convert(arch: str, src: str, dst: str, *, width: float = 1.0, in_channels: int = 3) -> dict:
-  """Converts `src` and writes the checkpoint to `dst`; returns its meta."""
-  weights = convert_state_dict(arch, read_state_dict(src), width=width, in_channels=in_channels)
-  meta = {'layout': backbones.LAYOUT, 'arch': arch, 'width': width, 'in_channels': in_channels,
-          'source': os.path.basename(src),
-          'num_tensors': sum(len(tree) for tree in weights.values())}
-  checkpoint.save_weights(dst, weights, meta)
-  return meta
+from hashjax.models.backbones import convert
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
   c.add_argument('--dst', required=True, help='new directory for the checkpoint')
   c.add_argument('--width', type=float, default=1.0, help='channel multiplier (1.0 = the real network)')
   c.add_argument('--in-channels', type=int, default=3, help='input channels of the first conv')
-  parser.add_argument('--verbosity', default=None, help=cli.VERBOSITY_HELP)
+  parser.add_argument('--verbosity', default=None, help=command.VERBOSITY_HELP)
   args = parser.parse_args(argv)
 
   def weights():
-    meta = convert(args.arch, args.src, args.dst, width=args.width, in_channels=args.in_channels)
+    meta = convert.convert(args.arch, args.src, args.dst, width=args.width, in_channels=args.in_channels)
     print(f'wrote {meta["num_tensors"]} tensors of {args.arch} to {args.dst} (layout {meta["layout"]})')
-  return cli.run(weights, verbose=args.verbosity is not None)
+
+  return command.run(weights, verbose=args.verbosity is not None)
 
 
 if __name__ == '__main__':

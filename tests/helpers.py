@@ -36,12 +36,14 @@ def tiny_dsh_config(**overrides):
 def first_steps(config, num_devices: int, steps: int = 3):
   """(state, losses) after `steps` train steps of `config` on `num_devices` devices: for the
   sharded = single-device tests."""
-  from hashjax import train  # pylint: disable=g-import-not-at-top  (tests that only load configs stay light)
   import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from hashjax.train import trainer  # pylint: disable=g-import-not-at-top  (tests that only load configs stay light)
+
   config.num_devices = num_devices
-  run = train.build(config)
+  run = trainer.build(config)
   state, losses = run.state, []
   for step in range(steps):
-    state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
+    state, metrics = run.step_fn(state, trainer.pipeline.to_global(run.batches[step], run.data_sharding))
     losses.append(float(metrics['loss']))
   return state, np.array(losses)

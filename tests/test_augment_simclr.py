@@ -45,8 +45,10 @@ def test_full_crop_is_identity_and_crop_zooms():
 
 def test_flip_and_blur():
   x = images(3, n=1)[0]
-  flips = {bool(np.allclose(np.asarray(augment._flip(x, k)), np.asarray(x[:, ::-1])))
-           for k in jax.random.split(jax.random.key(0), 16)}
+  flips = {
+    bool(np.allclose(np.asarray(augment._flip(x, k)), np.asarray(x[:, ::-1])))
+    for k in jax.random.split(jax.random.key(0), 16)
+  }
   assert flips == {True, False}
   blurred = np.asarray(augment._gaussian_blur(x, jax.random.key(0), sigma_range=(2.0, 2.0)))
   assert blurred.shape == x.shape and blurred.std() < np.asarray(x).std()

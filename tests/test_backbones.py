@@ -7,15 +7,15 @@ full-size layouts are checked by shape only (parameter counts equal torchvision'
 Tolerance: float32 Flax vs float64 NumPy, |flax - ref| <= 1e-4 * max|ref| + 1e-4 * |ref|.
 """
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from hashjax import models
-from hashjax import weights
 from hashjax.models import backbones
+from hashjax.models.backbones import convert
 from hashjax.models.backbones import googlenet as googlenet_lib
 from hashjax.models.backbones import layers
 from hashjax.models.backbones import vgg as vgg_lib
@@ -32,23 +32,25 @@ def ref_conv(x, w, b=None, stride=1, pad=0):
   out = np.zeros((x.shape[0], o, oh, ow))
   for i in range(kh):
     for j in range(kw):
-      patch = x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+      patch = x[:, :, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride]
       out += np.einsum('nchw,oc->nohw', patch, w[:, :, i, j])
   return out if b is None else out + b[None, :, None, None]
 
 
 def ref_max_pool(x, k, s, p=0, ceil=False):
   n, c, h, w = x.shape
+
   def size(sz):
     o = (sz + 2 * p - k + (s - 1 if ceil else 0)) // s + 1
     return o - 1 if ceil and (o - 1) * s >= sz + p else o
+
   oh, ow = size(h), size(w)
   xp = np.full((n, c, h + 2 * p + k, w + 2 * p + k), -np.inf)
-  xp[:, :, p:p + h, p:p + w] = x
+  xp[:, :, p : p + h, p : p + w] = x
   out = np.empty((n, c, oh, ow))
   for i in range(oh):
     for j in range(ow):
-      out[:, :, i, j] = xp[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=(2, 3))
+      out[:, :, i, j] = xp[:, :, i * s : i * s + k, j * s : j * s + k].max(axis=(2, 3))
   return out
 
 
@@ -73,8 +75,8 @@ def ref_bn(x, sd, prefix, eps=1e-5):
 def ref_lrn(x, size, alpha, beta, k):
   c = x.shape[1]
   sq = np.pad(x**2, ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
-  div = sum(sq[:, i:i + c] for i in range(size))
-  return x / (k + alpha / size * div)**beta
+  div = sum(sq[:, i : i + c] for i in range(size))
+  return x / (k + alpha / size * div) ** beta
 
 
 def ref_linear(x, sd, prefix):
@@ -139,8 +141,9 @@ def ref_resnet(sd, kind, depths, x):
 def ref_googlenet(sd, x):
   mean, std = np.array(googlenet_lib.IMAGENET_MEAN), np.array(googlenet_lib.IMAGENET_STD)
   x = x * (std / 0.5)[None, :, None, None] + ((mean - 0.5) / 0.5)[None, :, None, None]
-  bc = lambda x, p, pad=0, stride=1: relu(ref_bn(ref_conv(x, sd[f'{p}.conv.weight'], stride=stride, pad=pad),
-                                                  sd, f'{p}.bn', eps=1e-3))
+  bc = lambda x, p, pad=0, stride=1: relu(
+    ref_bn(ref_conv(x, sd[f'{p}.conv.weight'], stride=stride, pad=pad), sd, f'{p}.bn', eps=1e-3)
+  )
   x = ref_max_pool(bc(x, 'conv1', 3, 2), 3, 2, ceil=True)
   x = ref_max_pool(bc(bc(x, 'conv2'), 'conv3', 1), 3, 2, ceil=True)
   for name in googlenet_lib.INCEPTIONS:
@@ -149,9 +152,15 @@ def ref_googlenet(sd, x):
     if name == '5a':
       x = ref_max_pool(x, 2, 2, ceil=True)
     p = f'inception{name}'
-    x = np.concatenate([bc(x, f'{p}.branch1'), bc(bc(x, f'{p}.branch2.0'), f'{p}.branch2.1', 1),
-                        bc(bc(x, f'{p}.branch3.0'), f'{p}.branch3.1', 1),
-                        bc(ref_max_pool(x, 3, 1, 1, ceil=True), f'{p}.branch4.1')], axis=1)
+    x = np.concatenate(
+      [
+        bc(x, f'{p}.branch1'),
+        bc(bc(x, f'{p}.branch2.0'), f'{p}.branch2.1', 1),
+        bc(bc(x, f'{p}.branch3.0'), f'{p}.branch3.1', 1),
+        bc(ref_max_pool(x, 3, 1, 1, ceil=True), f'{p}.branch4.1'),
+      ],
+      axis=1,
+    )
   return x.mean(axis=(2, 3))
 
 
@@ -227,12 +236,17 @@ def sd_resnet(kind, depths, width, cin=3, seed=0):
     for j in range(depth):
       p, stride = f'layer{st + 1}.{j}', 2 if st > 0 and j == 0 else 1
       if kind == 'basic':
-        s.conv(f'{p}.conv1', c, planes, 3, bias=False); s.bn(f'{p}.bn1', planes)
-        s.conv(f'{p}.conv2', planes, planes, 3, bias=False); s.bn(f'{p}.bn2', planes)
+        s.conv(f'{p}.conv1', c, planes, 3, bias=False)
+        s.bn(f'{p}.bn1', planes)
+        s.conv(f'{p}.conv2', planes, planes, 3, bias=False)
+        s.bn(f'{p}.bn2', planes)
       else:
-        s.conv(f'{p}.conv1', c, planes, 1, bias=False); s.bn(f'{p}.bn1', planes)
-        s.conv(f'{p}.conv2', planes, planes, 3, bias=False); s.bn(f'{p}.bn2', planes)
-        s.conv(f'{p}.conv3', planes, planes * 4, 1, bias=False); s.bn(f'{p}.bn3', planes * 4)
+        s.conv(f'{p}.conv1', c, planes, 1, bias=False)
+        s.bn(f'{p}.bn1', planes)
+        s.conv(f'{p}.conv2', planes, planes, 3, bias=False)
+        s.bn(f'{p}.bn2', planes)
+        s.conv(f'{p}.conv3', planes, planes * 4, 1, bias=False)
+        s.bn(f'{p}.bn3', planes * 4)
       if stride != 1 or c != planes * expansion:
         s.conv(f'{p}.downsample.0', c, planes * expansion, 1, bias=False)
         s.bn(f'{p}.downsample.1', planes * expansion)
@@ -244,16 +258,22 @@ def sd_resnet(kind, depths, width, cin=3, seed=0):
 def sd_googlenet(width, seed=0):
   s = StateDict(seed)
   w = lambda n: layers.scaled(n, width)
+
   def bc(name, cin, cout, k):
     s.conv(f'{name}.conv', cin, cout, k, bias=False)
     s.bn(f'{name}.bn', cout)
-  bc('conv1', 3, w(64), 7); bc('conv2', w(64), w(64), 1); bc('conv3', w(64), w(192), 3)
+
+  bc('conv1', 3, w(64), 7)
+  bc('conv2', w(64), w(64), 1)
+  bc('conv3', w(64), w(192), 3)
   c = w(192)
   for name, (c1, c3r, c3, c5r, c5, cp) in googlenet_lib.INCEPTIONS.items():
     p = f'inception{name}'
     bc(f'{p}.branch1', c, w(c1), 1)
-    bc(f'{p}.branch2.0', c, w(c3r), 1); bc(f'{p}.branch2.1', w(c3r), w(c3), 3)
-    bc(f'{p}.branch3.0', c, w(c5r), 1); bc(f'{p}.branch3.1', w(c5r), w(c5), 3)
+    bc(f'{p}.branch2.0', c, w(c3r), 1)
+    bc(f'{p}.branch2.1', w(c3r), w(c3), 3)
+    bc(f'{p}.branch3.0', c, w(c5r), 1)
+    bc(f'{p}.branch3.1', w(c5r), w(c5), 3)
     bc(f'{p}.branch4.1', c, w(cp), 1)
     c = w(c1) + w(c3) + w(c5) + w(cp)
   bc('aux1.conv', c, 4, 1)  # aux heads: present in torchvision's file, unused
@@ -264,13 +284,16 @@ def sd_googlenet(width, seed=0):
 
 def flax_features(arch, sd, width, x_nchw, **model_kwargs):
   """Backbone features of `arch` with `sd` converted, on NCHW input (transposed to NHWC)."""
-  converted = weights.convert_state_dict(arch, sd, width=width, in_channels=x_nchw.shape[1])
+  converted = convert.convert_state_dict(arch, sd, width=width, in_channels=x_nchw.shape[1])
   shape = (x_nchw.shape[2], x_nchw.shape[3], x_nchw.shape[1])
   model = nnx.eval_shape(lambda: backbones.HashNet(arch, 8, shape, width=width, rngs=nnx.Rngs(0), **model_kwargs))
   graphdef, params, stats = nnx.split(model, nnx.Param, ...)
   params, stats = nnx.to_pure_dict(params), nnx.to_pure_dict(stats)
-  params = dict(params, backbone=backbones.fill(params['backbone'], converted['params']),
-                head=jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), params['head']))
+  params = dict(
+    params,
+    backbone=backbones.fill(params['backbone'], converted['params']),
+    head=jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), params['head']),
+  )
   if stats:
     stats = dict(stats, backbone=backbones.fill(stats['backbone'], converted['batch_stats']))
   x = jnp.asarray(x_nchw.transpose(0, 2, 3, 1), jnp.float32)
@@ -310,8 +333,10 @@ def test_vgg_f_matches_torch_layout_reference():
   assert_close(flax_features('vgg_f', sd, width, x), ref_vgg_f(sd, x))
 
 
-@pytest.mark.parametrize('arch,kind,depths,width', [('resnet18', 'basic', (2, 2, 2, 2), 1 / 8),
-                                                    ('resnet50', 'bottleneck', (3, 4, 6, 3), 1 / 16)])
+@pytest.mark.parametrize(
+  'arch,kind,depths,width',
+  [('resnet18', 'basic', (2, 2, 2, 2), 1 / 8), ('resnet50', 'bottleneck', (3, 4, 6, 3), 1 / 16)],
+)
 def test_resnet_matches_torch_layout_reference(arch, kind, depths, width):
   x = images((2, 3, 64, 64))
   sd = sd_resnet(kind, depths, width)
@@ -326,15 +351,20 @@ def test_googlenet_matches_torch_layout_reference():
 
 # torchvision's parameter counts (torchvision docs, "num_params") minus the ImageNet classifier.
 FULL_SIZE = {
-    'alexnet': (61_100_840 - 4_097_000, 4096), 'vgg11_bn': (132_868_840 - 4_097_000, 4096),
-    'vgg16': (138_357_544 - 4_097_000, 4096), 'vgg19': (143_667_240 - 4_097_000, 4096),
-    'resnet18': (11_689_512 - 513_000, 512), 'resnet50': (25_557_032 - 2_049_000, 2048),
-    'googlenet': (6_624_904 - 1_025_000, 1024),
-    'vgg11': (132_863_336 - 4_097_000, 4096), 'vgg16_bn': (138_365_992 - 4_097_000, 4096),
-    'vgg19_bn': (143_678_248 - 4_097_000, 4096), 'resnet34': (21_797_672 - 513_000, 512),
-    'resnet101': (44_549_160 - 2_049_000, 2048),
-    # VGG-F: no torchvision model; Chatfield et al.'s layer sizes (conv 64/256/256/256/256, fc 4096/4096).
-    'vgg_f': (23_296 + 409_856 + 3 * 590_080 + 37_752_832 + 16_781_312, 4096),
+  'alexnet': (61_100_840 - 4_097_000, 4096),
+  'vgg11_bn': (132_868_840 - 4_097_000, 4096),
+  'vgg16': (138_357_544 - 4_097_000, 4096),
+  'vgg19': (143_667_240 - 4_097_000, 4096),
+  'resnet18': (11_689_512 - 513_000, 512),
+  'resnet50': (25_557_032 - 2_049_000, 2048),
+  'googlenet': (6_624_904 - 1_025_000, 1024),
+  'vgg11': (132_863_336 - 4_097_000, 4096),
+  'vgg16_bn': (138_365_992 - 4_097_000, 4096),
+  'vgg19_bn': (143_678_248 - 4_097_000, 4096),
+  'resnet34': (21_797_672 - 513_000, 512),
+  'resnet101': (44_549_160 - 2_049_000, 2048),
+  # VGG-F: no torchvision model; Chatfield et al.'s layer sizes (conv 64/256/256/256/256, fc 4096/4096).
+  'vgg_f': (23_296 + 409_856 + 3 * 590_080 + 37_752_832 + 16_781_312, 4096),
 }
 
 
@@ -345,8 +375,9 @@ def test_full_size_layout_shapes(arch):
   model = nnx.eval_shape(lambda: backbones.HashNet(arch, 48, (224, 224, 3), rngs=nnx.Rngs(0)))
   _, params, _ = nnx.split(model.backbone, nnx.Param, ...)
   assert sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params)) == num_params
-  features, codes = nnx.eval_shape(lambda m, x: m(x, with_features=True), model,
-                                   jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32))
+  features, codes = nnx.eval_shape(
+    lambda m, x: m(x, with_features=True), model, jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)
+  )
   assert features.shape == (2, num_features) and codes.shape == (2, 48)
 
 
@@ -366,8 +397,13 @@ def _small_vgg(**kwargs):
 def test_dropout_active_only_in_training_and_needs_rng():
   _, params, forward = _small_vgg()
   x = jnp.asarray(images((4, 32, 32, 3)), jnp.float32)
-  f = jax.jit(lambda p, x, k: (forward(p, x, train=False), forward(p, x, train=True, rng=k),
-                               forward(p, x, train=True, rng=jax.random.fold_in(k, 1))))
+  f = jax.jit(
+    lambda p, x, k: (
+      forward(p, x, train=False),
+      forward(p, x, train=True, rng=k),
+      forward(p, x, train=True, rng=jax.random.fold_in(k, 1)),
+    )
+  )
   eval_out, train_a, train_b = f(params, x, jax.random.key(0))
   assert not np.allclose(train_a, train_b)  # a different dropout mask per key
   np.testing.assert_array_equal(eval_out, f(params, x, jax.random.key(1))[0])
@@ -407,7 +443,7 @@ def test_bfloat16_jit_matches_float32():
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(params))
     forward = models.make_forward(graphdef)
     outputs[dtype] = jax.jit(lambda p, x: forward(p, x, train=False, with_features=True))(params, x)
-  (f32, c32), (f16, c16) = outputs['float32'], outputs['bfloat16']
+  (f32, _), (f16, c16) = outputs['float32'], outputs['bfloat16']
   assert c16.dtype == jnp.float32 and np.isfinite(f16).all()
   np.testing.assert_allclose(f16, f32, atol=0.05 * float(np.abs(f32).max()))
 
@@ -429,7 +465,8 @@ def test_gradients_reach_every_parameter(arch):
   params = jax.tree.map(lambda a: jnp.asarray(draw(a), a.dtype), nnx.to_pure_dict(params))
   stats = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), nnx.to_pure_dict(stats))
   stats = jax.tree_util.tree_map_with_path(
-      lambda path, a: a + 1 if jax.tree_util.keystr(path).endswith("['var']") else a, stats)
+    lambda path, a: a + 1 if jax.tree_util.keystr(path).endswith("['var']") else a, stats
+  )
   x = jnp.asarray(images((2, size, size, 3)), jnp.float32)
   loss = lambda p: jnp.sum(nnx.merge(graphdef, p, stats)(x, train=True, rng=jax.random.key(0)) ** 2)
   grads = jax.jit(jax.grad(loss))(params)

@@ -4,10 +4,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hashjax import train
 from hashjax.baselines import _common
 from hashjax.methods import cimon_features
 from hashjax.methods import cimon_graph
+from hashjax.train import trainer
 from tests import helpers
 
 
@@ -21,7 +21,7 @@ def test_pixels_pool_large_images_by_block_means():
   expected = np.zeros((2, 32, 32, 3))
   for i in range(32):
     for j in range(32):
-      expected[:, i, j] = large[:, 3 * i:3 * i + 3, 3 * j:3 * j + 3].reshape(2, 9, 3).mean(axis=1) / 255.0
+      expected[:, i, j] = large[:, 3 * i : 3 * i + 3, 3 * j : 3 * j + 3].reshape(2, 9, 3).mean(axis=1) / 255.0
   np.testing.assert_allclose(pooled, expected.reshape(2, -1), rtol=1e-5)
 
 
@@ -35,18 +35,24 @@ def test_pca_features_are_the_top_components_of_the_chosen_images():
   mean, components, _ = _common.pca(x, 4)
   np.testing.assert_allclose(f, (x - mean) @ components, atol=1e-5)
   assert f.shape == (10, 4) and f.dtype == np.float32
-  assert cimon_features.fixed_features(ml_collections.ConfigDict(dict(graph_features='network')), images,
-                                       indices) is None
+  assert (
+    cimon_features.fixed_features(ml_collections.ConfigDict(dict(graph_features='network')), images, indices) is None
+  )
   assert 'pca (4 principal components' in cimon_features.describe(config)
 
 
-@pytest.mark.parametrize('value,message', [(dict(graph_features='imagenet'), 'valid: network, pixels, pca'),
-                                           (dict(graph_features='pca', graph_pca_dim=1), 'graph_pca_dim must be >= 2')])
+@pytest.mark.parametrize(
+  'value,message',
+  [
+    (dict(graph_features='imagenet'), 'valid: network, pixels, pca'),
+    (dict(graph_features='pca', graph_pca_dim=1), 'graph_pca_dim must be >= 2'),
+  ],
+)
 def test_bad_feature_source_fails_at_build(value, message):
   c = helpers.load_config('cimon', 'quick')
   c.loss.update(value)
   with pytest.raises(ValueError, match=message):
-    train.build(c)
+    trainer.build(c)
 
 
 def tiny_config(**loss):
@@ -59,11 +65,11 @@ def tiny_config(**loss):
 
 
 def test_batch_graph_rows_come_from_the_fixed_source():
-  run = train.build(tiny_config(graph_features='pca', graph_pca_dim=16))
+  run = trainer.build(tiny_config(graph_features='pca', graph_pca_dim=16))
   fixed = cimon_features.fixed_features(run.config.loss, run.protocol.images, run.protocol.train)
   batch = run.batches[4]
   np.testing.assert_array_equal(batch['graph_features'], fixed[np.asarray(run.batches.order[4])])
-  assert 'graph_features' not in train.build(tiny_config(graph_features='network')).batches[0]
+  assert 'graph_features' not in trainer.build(tiny_config(graph_features='network')).batches[0]
 
 
 def test_global_graph_from_a_fixed_source_is_one_graph_for_both_views():
@@ -71,11 +77,10 @@ def test_global_graph_from_a_fixed_source_is_one_graph_for_both_views():
   c.loss.graph, c.loss.threshold, c.loss.num_clusters = 'global', 0.3, 10
   c.dataset.protocol = 'per_class'
   c.dataset.protocol_args = ml_collections.ConfigDict(dict(query_per_class=10, train_per_class=24))
-  run = train.build(c)
+  run = trainer.build(c)
   blocks = run.batches.extras(np.arange(len(run.protocol.train)))
   s, w = cimon_graph.similarity_weight_matrix(
-      cimon_features.pixels(run.protocol.images[run.protocol.train]), threshold=0.3, num_clusters=10,
-      center_features=True)
+    cimon_features.pixels(run.protocol.images[run.protocol.train]), threshold=0.3, num_clusters=10, center_features=True
+  )
   for key, expected in (('graph_s1', s), ('graph_s2', s), ('graph_w1', w), ('graph_w2', w)):
     np.testing.assert_array_equal(blocks[key], expected)
-

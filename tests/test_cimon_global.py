@@ -6,12 +6,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import pdist
+from scipy.spatial.distance import squareform
 
-from hashjax import checkpoint
-from hashjax import train
 from hashjax.methods import cimon
 from hashjax.methods import cimon_graph
+from hashjax.train import trainer
+from hashjax.workdir import checkpoint
 from tests import helpers
 
 
@@ -50,10 +51,10 @@ def test_batches_carry_graph_blocks_and_eight_devices_match_one():
   assert jax.device_count() == 8
   runs, losses, params = [], [], []
   for num_devices in (1, 8):
-    run = train.build(tiny_global_config(num_devices=num_devices))
+    run = trainer.build(tiny_global_config(num_devices=num_devices))
     state, run_losses = run.state, []
     for step in range(3):
-      state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
+      state, metrics = run.step_fn(state, trainer.pipeline.to_global(run.batches[step], run.data_sharding))
       run_losses.append(float(metrics['loss']))
     runs.append(run)
     losses.append(run_losses)
@@ -75,11 +76,11 @@ def test_batches_carry_graph_blocks_and_eight_devices_match_one():
 
 def test_global_quick_config_trains_and_init_from_builds_the_graph_from_its_parameters(tmp_path):
   source = str(tmp_path / 'source')
-  final = train.train_and_evaluate(tiny_global_config(), source)
+  final = trainer.train_and_evaluate(tiny_global_config(), source)
   assert final['step'] == 3 and math.isfinite(final['mAP']) and 0 < final['mAP'] <= 1
   # A run reusing those parameters builds its graph from their features, not from a fresh network.
-  fresh = train.build(tiny_global_config())
-  reused = train.build(tiny_global_config(init_from=source))
+  fresh = trainer.build(tiny_global_config())
+  reused = trainer.build(tiny_global_config(init_from=source))
   loaded, step = checkpoint.load_params(source, fresh.state.params)
   assert step == 3 and reused.init_from_step == 3
   jax.tree.map(np.testing.assert_array_equal, reused.state.params, loaded)

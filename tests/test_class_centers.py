@@ -4,17 +4,20 @@ learnable-center gradients against finite differences, and the trainer's center 
 Losses compute in float32 from float32 inputs, the loops in float64: rtol 1e-5.
 """
 
+import types
+
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 import pytest
 
-from hashjax import config_lib
-from hashjax import train
+from hashjax.config import validate as config_validate
 from hashjax.methods import dcwh
 from hashjax.methods import idcwh
+from hashjax.train import trainer
 from tests import helpers
+from tests import refresh_reference
 
 RTOL = 1e-5
 
@@ -36,14 +39,18 @@ def _targets(labels, classes):
 
 
 def _loss(module, u, centers, labels, **config):
+  """The loss with the centers as trained parameters (IDCWH, DCWH learnable_centers) or as method
+  state (DCWH's recomputed centers)."""
   forward = lambda params, images, **kw: images  # the "network" returns the batch's outputs
-  params = {'model': {}, 'method': {'centers': jnp.asarray(centers)}}
-  return module.loss_fn(params, {'image': jnp.asarray(u), 'label': jnp.asarray(labels)}, None,
-                        forward=forward, config=mlc.ConfigDict(config))
+  state = module is dcwh and not config['learnable_centers']
+  params = {'model': {}, 'method': {} if state else {'centers': centers}}
+  batch = {'image': jnp.asarray(u), 'label': jnp.asarray(labels), 'method_state': {'centers': centers} if state else {}}
+  return module.loss_fn(params, batch, None, forward=forward, config=mlc.ConfigDict(config))
 
 
-DCWH_CONFIG = dict(inv_var=1.0, cubic_weight=10.0, vertex_weight=0.01, cubic_precedence_quirk=False,
-                   learnable_centers=False)
+DCWH_CONFIG = dict(
+  inv_var=1.0, cubic_weight=10.0, vertex_weight=0.01, cubic_precedence_quirk=False, learnable_centers=False
+)
 
 
 def _dcwh_numpy(u, centers, labels, inv_var, cubic_weight, vertex_weight, quirk):
@@ -74,23 +81,37 @@ def test_dcwh_loss_matches_numpy_loop(multilabel, quirk):
   assert 0 <= float(metrics['center_accuracy']) <= 1
 
 
-def test_dcwh_recomputed_centers_get_no_gradient_learnable_ones_do():
+def test_dcwh_recomputed_centers_are_state_learnable_ones_are_trained():
   u, centers, labels = _batch(False)
-  grad = lambda learnable: jax.grad(lambda c: _loss(dcwh, u, c, labels, **dict(
-      DCWH_CONFIG, learnable_centers=learnable))[0])(jnp.asarray(centers))
-  np.testing.assert_array_equal(grad(False), 0.0)
-  assert np.abs(grad(True)).max() > 1e-3
+  grad = jax.grad(lambda c: _loss(dcwh, u, c, labels, **dict(DCWH_CONFIG, learnable_centers=True))[0])
+  assert np.abs(grad(jnp.asarray(centers))).max() > 1e-3
+  for learnable in (False, True):
+    ctx = types.SimpleNamespace(
+      loss=mlc.ConfigDict(dict(DCWH_CONFIG, learnable_centers=learnable)), bits=6, num_classes=4
+    )
+    params, state = dcwh.init_params(ctx, jax.random.key(0)), dcwh.init_state(ctx, jax.random.key(0))
+    assert (params, state)[learnable] == {} and (state, params)[learnable]['centers'].shape == (4, 6)
 
 
 def test_dcwh_refresh_is_the_class_means_and_keeps_absent_classes():
-  outputs = np.array([[1, 2], [3, 4], [10, 10], [-1, 0]], np.float32)
-  labels = np.array([0, 0, 2, 2])
-  old = {'centers': np.full((4, 2), 7.0, np.float32)}
-  new = dcwh.refresh(mlc.ConfigDict(DCWH_CONFIG), outputs, labels, old)['centers']
-  np.testing.assert_allclose(new, [[2, 3], [7, 7], [4.5, 5], [7, 7]])
-  multi = dcwh.refresh(mlc.ConfigDict(DCWH_CONFIG), outputs, np.array([[1, 0], [1, 1], [0, 0], [0, 1]]),
-                       {'centers': np.zeros((2, 2), np.float32)})['centers']
+  outputs = np.array([[1, 2], [3, 4], [10, 10], [-1, 0], [99, 99]], np.float32)
+  labels, mask = np.array([0, 0, 2, 2, 1]), np.array([1, 1, 1, 1, 0], np.float32)  # the last row is padding
+  old = np.full((4, 2), 7.0, np.float32)
+  np.testing.assert_allclose(dcwh.class_means(outputs, labels, mask, old), [[2, 3], [7, 7], [4.5, 5], [7, 7]])
+  multi = dcwh.class_means(outputs, np.array([[1, 0], [1, 1], [0, 0], [0, 1], [1, 1]]), mask, np.zeros((2, 2)))
   np.testing.assert_allclose(multi, [[2, 3], [1, 2]])  # class 1 = mean of rows 1 and 3
+
+
+@pytest.mark.parametrize('multilabel', [False, True])
+def test_dcwh_jitted_refresh_equals_the_numpy_refresh(multilabel):
+  rng = np.random.default_rng(5)
+  outputs = rng.normal(size=(300, 24)).astype(np.float32)
+  labels = (rng.random((300, 7)) < 0.3).astype(np.int32) if multilabel else rng.integers(0, 6, 300)  # class 6 absent
+  old = rng.normal(size=(7, 24)).astype(np.float32)
+  got = jax.jit(dcwh.refresh, static_argnums=0)(None, outputs, labels, np.ones(300, np.float32), {'centers': old})
+  np.testing.assert_allclose(
+    got['centers'], refresh_reference.dcwh_class_means(outputs, labels, old), rtol=1e-5, atol=1e-6
+  )
 
 
 def _idcwh_numpy(h, centers, labels, sigma, gamma, beta):
@@ -100,7 +121,7 @@ def _idcwh_numpy(h, centers, labels, sigma, gamma, beta):
   sgn = lambda x: np.where(x >= 0, 1.0, -1.0)
   clw = 0.0
   for i in range(n):
-    logits = np.array([-np.sum((h[i] - c) ** 2) / (2 * sigma ** 2) for c in centers])
+    logits = np.array([-np.sum((h[i] - c) ** 2) / (2 * sigma**2) for c in centers])
     log_p = logits - np.log(np.sum(np.exp(logits)))
     clw -= np.sum(y[i] * log_p)
   clw /= n
@@ -156,11 +177,15 @@ def test_eight_devices_match_one(method):
     c.update(batch_size=32)
     c.model.width = 0.25
     return c
+
   state1, loss1 = helpers.first_steps(config(), 1)
   state8, loss8 = helpers.first_steps(config(), 8)
   np.testing.assert_allclose(loss8, loss1, rtol=2e-5, atol=1e-6)
-  np.testing.assert_allclose(state8.params['method']['centers'], state1.params['method']['centers'],
-                             rtol=1e-4, atol=1e-5)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    (state8.params['method'], state8.method_state),
+    (state1.params['method'], state1.method_state),
+  )
 
 
 def test_trainer_refreshes_dcwh_centers_to_the_class_means(tmp_path):
@@ -168,26 +193,55 @@ def test_trainer_refreshes_dcwh_centers_to_the_class_means(tmp_path):
   config.update(batch_size=32, num_steps=6)
   config.model.width = 0.25
   config.loss.refresh_epochs = 0.1  # every few steps
-  run = train.build(config)
+  run = trainer.build(config)
   assert 0 < run.refresh_every_steps < 6
-  initial = np.asarray(run.state.params['method']['centers'])
+  assert run.state.params['method'] == {}  # recomputed centers are state, not parameters
+  initial = np.asarray(run.state.method_state['centers'])
   refreshed = run.refresh(run.state)
-  means = np.asarray(refreshed.params['method']['centers'])
-  outputs = train.evaluator.encode_set(
-      jax.jit(lambda p, x: run.encode(p, x)), run.state.params, run.protocol.images, run.protocol.train,
-      256, run.data_sharding)  # to_codes is the identity for DCWH: the outputs themselves
+  means = np.asarray(refreshed.method_state['centers'])
+  outputs = trainer.evaluator.encode_set(
+    jax.jit(lambda p, x: run.encode(p, x)),
+    run.state.params,
+    run.protocol.images,
+    run.protocol.train,
+    256,
+    run.data_sharding,
+  )  # to_codes is the identity for DCWH: the outputs themselves
   labels = run.protocol.labels[run.protocol.train]
+  np.testing.assert_allclose(means, refresh_reference.dcwh_class_means(outputs, labels, initial), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(means[3], outputs[labels == 3].mean(0), rtol=1e-4, atol=1e-5)
   assert not np.allclose(initial, means)
-  final = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['step'] == 6 and np.isfinite(final['mAP'])
 
 
-@pytest.mark.parametrize('arg,optimizer,sigma', [(None, 'adam', 4.0), ('sgd', 'sgd', 4.0),
-                                                 ('quick', 'sgd', 2.0), ('paper', 'sgd', 4.0)])
+@pytest.mark.parametrize(
+  'arg,optimizer,sigma', [(None, 'adam', 4.0), ('sgd', 'sgd', 4.0), ('quick', 'sgd', 2.0), ('paper', 'sgd', 4.0)]
+)
 def test_idcwh_config_settings(arg, optimizer, sigma):
   """The full settings use Adam (chosen at sigma 4 on validation); :sgd, :quick and :paper keep SGD;
   the centers learn at half the network's rate in every setting (the slides' 5e-3 vs 1e-2)."""
   c = helpers.load_config('idcwh', arg)
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert (c.optimizer.name, c.loss.sigma, c.optimizer.lr_multipliers) == (optimizer, sigma, 'method/=0.5')
+
+
+@pytest.mark.parametrize('method', ['dcwh', 'dsdh'])
+def test_method_state_ignores_lr_multipliers_and_weight_decay(method):
+  """A user who sets lr_multipliers for the network and weight decay leaves the method's state
+  untouched: it is not among the parameters (before, `method/=0` was all that froze it)."""
+
+  def run(lr_multipliers):
+    c = helpers.load_config(method, 'quick')
+    c.update(batch_size=32)
+    c.model.width = 0.25
+    c.optimizer.update(weight_decay=5e-3, lr_multipliers=lr_multipliers)
+    return helpers.first_steps(c, 1)
+
+  (plain, plain_losses), (scaled, scaled_losses) = run(''), run('model/=1')
+  assert plain.params['method'] == {} and plain.method_state
+  np.testing.assert_array_equal(plain_losses, scaled_losses)
+  jax.tree.map(np.testing.assert_array_equal, (plain.params, plain.method_state), (scaled.params, scaled.method_state))
+  initial = trainer.build(helpers.load_config(method, 'quick')).state.method_state if method == 'dcwh' else None
+  if initial is not None:  # no refresh in three steps: the centers are exactly their initial values
+    np.testing.assert_array_equal(plain.method_state['centers'], initial['centers'])

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from hashjax import classify
-from hashjax import code_classifier
-from hashjax import config_lib
 from hashjax import models
-from hashjax import train
+from hashjax.analysis import code_classifier
+from hashjax.config import validate as config_validate
 from hashjax.data import protocols
 from hashjax.data import sources
+from hashjax.train import trainer
 from tests import helpers
 
 
@@ -28,7 +28,7 @@ def cimon_run(tmp_path_factory):
   c.log_every_steps = c.checkpoint.every_steps = 6
   c.loss.kmeans_restarts, c.loss.kmeans_iters = 2, 10
   c.eval.topk, c.eval.pn, c.eval.batch_size = (50,), (10,), 512
-  train.train_and_evaluate(c, workdir)
+  trainer.train_and_evaluate(c, workdir)
   return workdir
 
 
@@ -59,11 +59,13 @@ def test_workdir_without_checkpoint_is_one_clear_line(cimon_run, tmp_path, capsy
 
 def toy_source():
   rng = np.random.default_rng(0)
-  split = lambda n, labelled: sources.Split(rng.integers(0, 255, (n, 4, 4, 3), dtype=np.uint8),
-                                            rng.integers(0, 3, n).astype(np.int32) if labelled
-                                            else np.full(n, -1, np.int32))
-  return sources.Source('toy', {'train': split(30, True), 'test': split(12, True), 'unlabelled': split(50, False)},
-                        3, 'toy')
+  split = lambda n, labelled: sources.Split(
+    rng.integers(0, 255, (n, 4, 4, 3), dtype=np.uint8),
+    rng.integers(0, 3, n).astype(np.int32) if labelled else np.full(n, -1, np.int32),
+  )
+  return sources.Source(
+    'toy', {'train': split(30, True), 'test': split(12, True), 'unlabelled': split(50, False)}, 3, 'toy'
+  )
 
 
 def test_classification_sets():
@@ -75,7 +77,7 @@ def test_classification_sets():
   np.testing.assert_array_equal(train_idx, p.database)
   np.testing.assert_array_equal(test_idx, p.query)
   np.testing.assert_array_equal(p.images[p.query], source.splits['test'].images)
-  # test_vs_test: every database image is a query, so the (labelled) training images train.
+  # test_vs_test: every database image is a query, so the (labelled) training images trainer.
   p = protocols.build(source, 'test_vs_test')
   train_idx, test_idx, _ = code_classifier.classification_sets(p)
   assert not set(train_idx) & set(test_idx)
@@ -91,14 +93,15 @@ def test_fit_learns_separable_codes():
   flips = np.where(rng.random((600, 24)) < 0.1, -1.0, 1.0)  # 10% of the bits flipped
   x = (centers[y] * flips).astype(np.float32)
   for hidden in (0, 32):
-    r = code_classifier.fit(x[:400], y[:400], x[400:], y[400:], num_classes=4, hidden=hidden, epochs=10, lr=1e-2,
-                            batch_size=64)
+    r = code_classifier.fit(
+      x[:400], y[:400], x[400:], y[400:], num_classes=4, hidden=hidden, epochs=10, lr=1e-2, batch_size=64
+    )
     assert r['test_accuracy'] > 0.95 and r['curves']['train_loss'][-1] < r['curves']['train_loss'][0]
 
 
 def test_stl10_config_validates_and_names_the_missing_dataset(tmp_path):
   c = helpers.load_config('cimon', 'stl10')
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert (c.dataset.name, c.dataset.protocol, c.dataset.protocol_args.train_size) == ('stl10', 'unlabelled', 20000)
   assert (c.batch_size, c.bits, c.loss.graph, c.loss.num_clusters, c.loss.threshold) == (256, 128, 'batch', 5, 0.3)
   assert (c.model.name, c.model.head_activation, c.model.head_dropout) == ('vgg11_bn', 'tanh', 0.5)
@@ -108,6 +111,6 @@ def test_stl10_config_validates_and_names_the_missing_dataset(tmp_path):
   models.build(model, c.bits, (96, 96, 3), jax.random.key(0))
   c.dataset.data_dir = str(tmp_path)  # an empty folder: never a prepared copy
   with pytest.raises(sources.DatasetUnavailableError, match='python -m hashjax.prepare_data stl10'):
-    train.load_protocol(c)
+    trainer.load_protocol(c)
   with pytest.raises(ValueError, match='stl10 is a complete setting'):
     helpers.load_config('cimon', 'stl10,graph=global')

@@ -8,10 +8,10 @@ import pickle
 import tarfile
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from hashjax import config_lib
+from hashjax.config import common
 from hashjax.data import lazy_images
 from hashjax.data import protocols
 from hashjax.data import sources
@@ -26,8 +26,11 @@ def _rng(seed=0):
 # ---------------------------------------------------------------- CIFAR python version
 def _cifar_pickle(images, **labels) -> bytes:
   """A batch as the published files hold it: bytes keys (pickled by Python 2), channel-planar rows."""
-  d = {b'batch_label': b'testing batch', b'data': images.transpose(0, 3, 1, 2).reshape(len(images), -1),
-       b'filenames': [b'img_%d.png' % i for i in range(len(images))]}
+  d = {
+    b'batch_label': b'testing batch',
+    b'data': images.transpose(0, 3, 1, 2).reshape(len(images), -1),
+    b'filenames': [b'img_%d.png' % i for i in range(len(images))],
+  }
   d.update({k.encode(): list(v) for k, v in labels.items()})
   return pickle.dumps(d, protocol=2)
 
@@ -53,8 +56,7 @@ def _write_cifar(root, files: dict[str, bytes], folder: str, archive: str | None
 
 def _cifar10(rng, sizes=(3, 2), test_size=4):
   """(files, expected train (images, labels), expected test): batches of the given sizes."""
-  batches = [(rng.integers(0, 256, (n, 32, 32, 3), np.uint8), rng.integers(0, 10, n))
-             for n in (*sizes, test_size)]
+  batches = [(rng.integers(0, 256, (n, 32, 32, 3), np.uint8), rng.integers(0, 10, n)) for n in (*sizes, test_size)]
   files = {f'data_batch_{i + 1}': _cifar_pickle(x, labels=y) for i, (x, y) in enumerate(batches[:-1])}
   files['test_batch'] = _cifar_pickle(*batches[-1][:1], labels=batches[-1][1])
   files['batches.meta'] = pickle.dumps({b'label_names': [b'airplane'] * 10}, protocol=2)
@@ -94,8 +96,9 @@ def test_cifar100_fine_and_coarse_labels(tmp_path):
   x_test = rng.integers(0, 256, (3, 32, 32, 3), np.uint8)
   fine = {'train': rng.integers(0, 100, 5), 'test': rng.integers(0, 100, 3)}
   coarse = {'train': rng.integers(0, 20, 5), 'test': rng.integers(0, 20, 3)}
-  files = {s: _cifar_pickle(x, fine_labels=fine[s], coarse_labels=coarse[s])
-           for s, x in (('train', x_train), ('test', x_test))}
+  files = {
+    s: _cifar_pickle(x, fine_labels=fine[s], coarse_labels=coarse[s]) for s, x in (('train', x_train), ('test', x_test))
+  }
   files['meta'] = pickle.dumps({b'fine_label_names': [], b'coarse_label_names': []}, protocol=2)
   archive = _write_cifar(str(tmp_path), files, 'cifar-100-python', 'cifar-100-python.tar.gz')
   default = sources.load('cifar100', archive)
@@ -118,15 +121,16 @@ def test_cifar_bad_files_name_the_file_and_the_fix(tmp_path):
   truncated = str(tmp_path / 'cut' / 'cifar-10-python.tar.gz')
   os.makedirs(os.path.dirname(truncated))
   with open(truncated, 'wb') as f:
-    f.write(data[:len(data) // 2])
+    f.write(data[: len(data) // 2])
   with pytest.raises(ValueError, match=f'{truncated}: .*truncated.*download cifar-10-python.tar.gz again'):
     sources.load('cifar10', truncated)
 
   def folder_with(name, changes):
     d = pickle.loads(files['test_batch'], encoding='bytes')
     d.update(changes)
-    return _write_cifar(str(tmp_path / name), {**files, 'test_batch': pickle.dumps(d, protocol=2)},
-                        'cifar-10-batches-py')
+    return _write_cifar(
+      str(tmp_path / name), {**files, 'test_batch': pickle.dumps(d, protocol=2)}, 'cifar-10-batches-py'
+    )
 
   rows = folder_with('rows', {b'data': np.zeros((4, 3000), np.uint8)})
   with pytest.raises(ValueError, match=r'test_batch: data is uint8 \(4, 3000\), expected uint8 \(N, 3072\)'):
@@ -142,6 +146,7 @@ def test_cifar_bad_files_name_the_file_and_the_fix(tmp_path):
   class Evil:
     def __reduce__(self):
       return (os.system, ('touch ' + str(tmp_path / 'pwned'),))
+
   evil_batch = pickle.dumps({b'data': Evil()}, protocol=2)
   evil = _write_cifar(str(tmp_path / 'evil'), {**files, 'test_batch': evil_batch}, 'cifar-10-batches-py')
   with pytest.raises(ValueError, match='cannot unpickle .*is not something a CIFAR pickle holds'):
@@ -154,11 +159,17 @@ def test_missing_published_files_name_them_and_the_download(tmp_path):
     sources.load('cifar10', str(tmp_path))
   message = str(e.value)
   assert '\n' not in message
-  for part in ('cifar-10-python.tar.gz', 'cifar-10-batches-py/', 'the CIFAR-10 python version', str(tmp_path),
-               'python -m hashjax.prepare_data cifar10'):
+  for part in (
+    'cifar-10-python.tar.gz',
+    'cifar-10-batches-py/',
+    'the CIFAR-10 python version',
+    str(tmp_path),
+    'python -m hashjax.prepare_data cifar10',
+  ):
     assert part in message
-  with pytest.raises(sources.DatasetUnavailableError,
-                     match='stl10_binary/ .STL-10 binary.*python -m hashjax.prepare_data stl10'):
+  with pytest.raises(
+    sources.DatasetUnavailableError, match='stl10_binary/ .STL-10 binary.*python -m hashjax.prepare_data stl10'
+  ):
     sources.load('stl10', str(tmp_path))
   with pytest.raises(ValueError, match="label_type='coarse' needs cifar-100-python.tar.gz"):
     sources.load('cifar100', str(tmp_path), label_type='coarse')
@@ -216,8 +227,9 @@ def test_stl10_column_major_planes_and_a_memory_mapped_unlabelled_split(tmp_path
 def test_stl10_archive_needs_extracting_and_bad_files_are_named(tmp_path):
   archive = tmp_path / 'stl10_binary.tar.gz'
   archive.write_bytes(b'not read')
-  with pytest.raises(sources.DatasetUnavailableError,
-                     match=f'tar xzf {archive} -C {tmp_path} .*data_dir={tmp_path}/stl10_binary'):
+  with pytest.raises(
+    sources.DatasetUnavailableError, match=f'tar xzf {archive} -C {tmp_path} .*data_dir={tmp_path}/stl10_binary'
+  ):
     sources.load('stl10', str(archive))
   expected = _write_stl10(str(tmp_path / 'stl10_binary'), _rng(5), unlabelled=0)
   source = sources.load('stl10', str(archive))  # extracted next to the archive: used
@@ -226,10 +238,9 @@ def test_stl10_archive_needs_extracting_and_bad_files_are_named(tmp_path):
 
   train_x = tmp_path / 'stl10_binary' / 'train_X.bin'
   train_x.write_bytes(train_x.read_bytes()[:-100])
-  with pytest.raises(ValueError,
-                     match=f'{train_x} has 82,844 bytes, not a whole number of 96x96x3 images.*truncated'):
+  with pytest.raises(ValueError, match=f'{train_x} has 82,844 bytes, not a whole number of 96x96x3 images.*truncated'):
     sources.load('stl10', str(tmp_path))
-  train_x.write_bytes(train_x.read_bytes()[:2 * 96 * 96 * 3])
+  train_x.write_bytes(train_x.read_bytes()[: 2 * 96 * 96 * 3])
   with pytest.raises(ValueError, match='train_y.bin has 3 labels but train_X.bin has 2 images'):
     sources.load('stl10', str(tmp_path))
 
@@ -253,8 +264,14 @@ def _write_list(path, rows):
 def _image_list_dataset(root, rng, width=5, sizes=(('train', 4), ('test', 3), ('database', 6))):
   """Images of mixed formats and sizes under root/images, lists in root/lists; returns the pixel arrays
   written (PNG ones: exact), label rows and paths by split."""
-  kinds = [('png', None, (16, 16)), ('jpg', None, (40, 30)), ('png', 'L', (23, 17)), ('png', 'RGBA', (9, 31)),
-           ('jpg', 'CMYK', (20, 20)), ('PNG', 'P', (12, 12))]
+  kinds = [
+    ('png', None, (16, 16)),
+    ('jpg', None, (40, 30)),
+    ('png', 'L', (23, 17)),
+    ('png', 'RGBA', (9, 31)),
+    ('jpg', 'CMYK', (20, 20)),
+    ('PNG', 'P', (12, 12)),
+  ]
   written, lists = {}, {}
   for split, n in sizes:
     rows = []
@@ -286,8 +303,11 @@ def test_image_lists_decode_any_image_lazily_and_keep_multi_hot_labels(tmp_path)
       array, mode = written[rel]
       np.testing.assert_array_equal(images[i], _pil_reference(os.path.join(root, rel), 16))
       if mode is None and rel.endswith('png'):  # lossless and already 16x16 or plain RGB: the exact pixels
-        want = array if array.shape[:2] == (16, 16) else np.asarray(
-            Image.fromarray(array).resize((16, 16), Image.Resampling.BILINEAR))
+        want = (
+          array
+          if array.shape[:2] == (16, 16)
+          else np.asarray(Image.fromarray(array).resize((16, 16), Image.Resampling.BILINEAR))
+        )
         np.testing.assert_array_equal(images[i], want)
   assert (source.splits['train'].images[0] == written[lists['train'][0][0]][0]).all()  # 16x16 PNG: untouched
   # The default decode size is DeepHash-pytorch's 256 (then the on-device 224 crop).
@@ -339,8 +359,11 @@ def test_named_list_datasets_check_the_label_width_and_imagenet100_stores_class_
     f.write(f'val/n00000042/test_0.JPEG {" ".join(["1"] * 2 + ["0"] * 98)}\n')
   with pytest.raises(ValueError, match=r'test.txt line 2: 2 labels set, but imagenet100 is single-label'):
     sources.load('imagenet100', root)
-  with pytest.raises(ValueError, match=r'nus_wide_21: .*train.txt line 1: 100 labels, but nus_wide_21 has '
-                                       r'21 .*use --config.dataset.name=image_list'):
+  with pytest.raises(
+    ValueError,
+    match=r'nus_wide_21: .*train.txt line 1: 100 labels, but nus_wide_21 has '
+    r'21 .*use --config.dataset.name=image_list',
+  ):
     sources.load('nus_wide_21', root)
 
 
@@ -358,13 +381,11 @@ def test_bad_list_lines_and_missing_or_unreadable_images(tmp_path):
 
   source = load_with(good)  # an unreadable file is found when decoded, not at load time
   np.testing.assert_array_equal(source.splits['train'].images[:2], np.zeros((2, 256, 256, 3), np.uint8))
-  with pytest.raises(ValueError,
-                     match=f'{root}/broken.jpg \\({root}/train.txt line 4\\): cannot decode the image'):
+  with pytest.raises(ValueError, match=f'{root}/broken.jpg \\({root}/train.txt line 4\\): cannot decode the image'):
     source.splits['train'].images[2]
   with pytest.raises(ValueError, match=r'train.txt line 2: 2 labels, but line 1 of .*train.txt has 3'):
     load_with('a.png 0 1 0\nb.jpg 1 1\n')
-  with pytest.raises(ValueError,
-                     match=r'image_list: .*test.txt line 1: 3 labels, but line 1 of .*train.txt has 4'):
+  with pytest.raises(ValueError, match=r'image_list: .*test.txt line 1: 3 labels, but line 1 of .*train.txt has 4'):
     load_with('a.png 0 1 0 1\n')
   with pytest.raises(ValueError, match=r"train.txt line 1: labels must be 0 or 1, got '0 2 0'"):
     load_with('a.png 0 2 0\n')
@@ -372,16 +393,20 @@ def test_bad_list_lines_and_missing_or_unreadable_images(tmp_path):
     load_with('a.png\n')
   with pytest.raises(ValueError, match=r'voc2012: .*train.txt line 1: 3 labels, but voc2012 has 20'):
     load_with(good, 'voc2012')
-  with pytest.raises(sources.DatasetUnavailableError,
-                     match=r"2 of the 3 images listed in .*train.txt are missing, the first 'gone/c.png' "
-                           r'\(line 2\) looked for as .*gone/c.png: set --config.dataset.data_dir'):
+  with pytest.raises(
+    sources.DatasetUnavailableError,
+    match=r"2 of the 3 images listed in .*train.txt are missing, the first 'gone/c.png' "
+    r'\(line 2\) looked for as .*gone/c.png: set --config.dataset.data_dir',
+  ):
     load_with('a.png 0 1 0\ngone/c.png 0 0 1\ngone/d.png 1 0 0\n')
   with pytest.raises(ValueError, match='dataset.decode_size must be a positive int'):
     load_with(good, decode_size=-3)
-  with pytest.raises(sources.DatasetUnavailableError,
-                     match=r'coco: .*/elsewhere/train.txt and .*/elsewhere/test.txt not found; expected '
-                           r"train.txt, test.txt and database.txt \(DeepHash-pytorch's "
-                           r'data/coco/\*.txt lists'):
+  with pytest.raises(
+    sources.DatasetUnavailableError,
+    match=r'coco: .*/elsewhere/train.txt and .*/elsewhere/test.txt not found; expected '
+    r"train.txt, test.txt and database.txt \(DeepHash-pytorch's "
+    r'data/coco/\*.txt lists',
+  ):
     sources.load('coco', root, list_dir=str(tmp_path / 'elsewhere'))
   with pytest.raises(sources.DatasetUnavailableError, match='nus_wide_21: set --config.dataset.data_dir'):
     sources.load('nus_wide_21')
@@ -431,11 +456,10 @@ def test_image_folder_single_split_and_train_test_database_folders(tmp_path):
 
 # ---------------------------------------------------------------- options
 def test_dataset_options_apply_only_where_they_are_read(tmp_path):
-  options = sources.config_options(config_lib.base_config().dataset)
+  options = sources.config_options(common.base_config().dataset)
   assert options == {'list_dir': '', 'decode_size': 0, 'label_type': ''}
   assert sources.load('digits', None, False, **options).name == 'digits'  # unset options are dropped
-  with pytest.raises(ValueError,
-                     match=r"dataset.label_type='coarse' does not apply to cifar10 \(only to cifar100\)"):
+  with pytest.raises(ValueError, match=r"dataset.label_type='coarse' does not apply to cifar10 \(only to cifar100\)"):
     sources.load('cifar10', str(tmp_path), label_type='coarse')
   with pytest.raises(ValueError, match='dataset.decode_size=224 does not apply to stl10 .*image_folder'):
     sources.load('stl10', str(tmp_path), decode_size=224)

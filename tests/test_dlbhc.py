@@ -11,9 +11,9 @@ import ml_collections as mlc
 import numpy as np
 import pytest
 
-from hashjax import config_lib
 from hashjax import methods
 from hashjax import models
+from hashjax.config import validate as config_validate
 from hashjax.data import augment
 from hashjax.methods import dlbhc
 from hashjax.models import backbones
@@ -46,7 +46,9 @@ def test_model_latent_is_sigmoid_of_the_latent_layer_and_feeds_the_classifier():
   latent = 1 / (1 + np.exp(-z))
   np.testing.assert_allclose(out['latent'], latent, rtol=1e-5, atol=1e-6)
   c = params['classifier']
-  np.testing.assert_allclose(out['logits'], latent @ np.asarray(c['kernel']) + np.asarray(c['bias']), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    out['logits'], latent @ np.asarray(c['kernel']) + np.asarray(c['bias']), rtol=1e-4, atol=1e-5
+  )
   np.testing.assert_allclose(forward(params, x, train=False)['latent'], out['latent'])
 
 
@@ -66,8 +68,12 @@ def test_backbone_model_has_features_dropout_and_pretrained_slot():
   with pytest.raises(ValueError, match='num_classes'):
     models.build(mlc.ConfigDict(dict(name='dlbhc_resnet18')), 16, (16, 16, 1), jax.random.key(0))
   with pytest.raises(ValueError, match='head_activation'):
-    models.build(mlc.ConfigDict(dict(name='dlbhc_resnet18', num_classes=10, head_activation='tanh')), 16,
-                 (16, 16, 1), jax.random.key(0))
+    models.build(
+      mlc.ConfigDict(dict(name='dlbhc_resnet18', num_classes=10, head_activation='tanh')),
+      16,
+      (16, 16, 1),
+      jax.random.key(0),
+    )
 
 
 def test_loss_matches_numpy():
@@ -95,19 +101,23 @@ _DB_BITS = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [1, 1, 1, 1], [0,
 _DB_FEATURES = np.array([[5.0], [1.0], [0.5], [0.1], [3.0]])
 
 
-@pytest.mark.parametrize('pool, pool_size, radius, expected, in_pool', [
-    ('topm', 3, None, [1, 4, 0, 2, 3], [1, 1, 1, 0, 0]),     # pool {0, 4, 1} by feature, then Hamming order
-    ('topm', 5, None, [3, 2, 1, 4, 0], [1, 1, 1, 1, 1]),     # everything by feature
-    ('radius', 5, 1, [1, 4, 0, 2, 3], [1, 1, 1, 0, 0]),      # ball d <= 1 = {0, 4, 1}
-    ('radius', 5, 2, [2, 1, 4, 0, 3], [1, 1, 1, 1, 0]),      # ball d <= 2 adds 2
-    ('radius', 2, 2, [4, 0, 1, 2, 3], [1, 1, 0, 0, 0]),      # ball capped at the 2 nearest codes
-])
+@pytest.mark.parametrize(
+  'pool, pool_size, radius, expected, in_pool',
+  [
+    ('topm', 3, None, [1, 4, 0, 2, 3], [1, 1, 1, 0, 0]),  # pool {0, 4, 1} by feature, then Hamming order
+    ('topm', 5, None, [3, 2, 1, 4, 0], [1, 1, 1, 1, 1]),  # everything by feature
+    ('radius', 5, 1, [1, 4, 0, 2, 3], [1, 1, 1, 0, 0]),  # ball d <= 1 = {0, 4, 1}
+    ('radius', 5, 2, [2, 1, 4, 0, 3], [1, 1, 1, 1, 0]),  # ball d <= 2 adds 2
+    ('radius', 2, 2, [4, 0, 1, 2, 3], [1, 1, 0, 0, 0]),  # ball capped at the 2 nearest codes
+  ],
+)
 def test_coarse_to_fine_hand_made(pool, pool_size, radius, expected, in_pool):
   q = codes_lib.pack_codes(np.zeros((1, 4), bool))
   db = codes_lib.pack_codes(_DB_BITS.astype(bool))
   kwargs = dict(radius=radius) if radius is not None else {}
-  ranking = coarse_to_fine.coarse_to_fine(q, db, np.zeros((1, 1)), _DB_FEATURES, k=5, bits=4, pool=pool,
-                                          pool_size=pool_size, **kwargs)
+  ranking = coarse_to_fine.coarse_to_fine(
+    q, db, np.zeros((1, 1)), _DB_FEATURES, k=5, bits=4, pool=pool, pool_size=pool_size, **kwargs
+  )
   np.testing.assert_array_equal(ranking.indices[0], expected)
   np.testing.assert_array_equal(ranking.in_pool[0], in_pool)
   np.testing.assert_array_equal(ranking.hamming[0], np.array([0, 1, 2, 4, 0])[expected])
@@ -115,8 +125,9 @@ def test_coarse_to_fine_hand_made(pool, pool_size, radius, expected, in_pool):
   np.testing.assert_allclose(ranking.feature_distance[0][pooled], _DB_FEATURES[expected, 0][pooled], rtol=1e-6)
   assert np.all(np.isinf(ranking.feature_distance[0][~pooled]))
   # k < the list: the first k of the same order.
-  short = coarse_to_fine.coarse_to_fine(q, db, np.zeros((1, 1)), _DB_FEATURES, k=2, bits=4, pool=pool,
-                                        pool_size=pool_size, **kwargs)
+  short = coarse_to_fine.coarse_to_fine(
+    q, db, np.zeros((1, 1)), _DB_FEATURES, k=2, bits=4, pool=pool, pool_size=pool_size, **kwargs
+  )
   np.testing.assert_array_equal(short.indices[0], expected[:2])
 
 
@@ -150,25 +161,35 @@ def test_resize_crop_flip_is_a_crop_of_the_upsampled_image():
   assert out.shape == images.shape
   big = np.asarray(jax.image.resize(images, (4, 18, 18, 1), 'bilinear'))  # round(16 * 256 / 227) = 18
   for b in range(4):
-    crops = [c for dy in range(3) for dx in range(3) for c in (big[b, dy:dy + 16, dx:dx + 16],
-                                                              big[b, dy:dy + 16, dx:dx + 16][:, ::-1])]
+    crops = [
+      c
+      for dy in range(3)
+      for dx in range(3)
+      for c in (big[b, dy : dy + 16, dx : dx + 16], big[b, dy : dy + 16, dx : dx + 16][:, ::-1])
+    ]
     assert any(np.allclose(out[b], c, atol=1e-6) for c in crops), b
 
 
 def test_config_variants():
   c = helpers.load_config('dlbhc', None)
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert (c.model.name, c.bits, c.image_size, c.augment, c.num_epochs, c.batch_size) == (
-      'dlbhc_resnet18', 48, 227, 'resize_crop_flip', 50, 200)
+    'dlbhc_resnet18',
+    48,
+    227,
+    'resize_crop_flip',
+    50,
+    200,
+  )
   assert (c.optimizer.name, c.optimizer.lr, c.optimizer.momentum, c.optimizer.weight_decay) == ('sgd', 0.01, 0.9, 5e-4)
-  assert c.dataset.name == 'cifar10' and c.model.num_classes == 10
+  assert c.dataset.name == 'cifar10' and c.model.num_classes == 0  # 0: the dataset's class count (models.build)
   c = helpers.load_config('dlbhc', 'backbone=vgg16,bits=32')
   assert c.model.name == 'dlbhc_vgg16' and c.bits == 32 and c.model.name in models.MODELS
   c = helpers.load_config('dlbhc', 'fashion_mnist')
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert (c.dataset.name, c.model.name, c.image_size) == ('fashion_mnist', 'dlbhc_resnet18', 32)
   c = helpers.load_config('dlbhc', 'quick')
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert (c.dataset.name, c.model.name, c.bits) == ('digits', 'dlbhc_dsh_net', 16)
   with pytest.raises(ValueError, match='backbone'):
     helpers.load_config('dlbhc', 'backbnoe=vgg16')
@@ -176,7 +197,9 @@ def test_config_variants():
 
 def test_quick_run_and_retrieve_per_class(tmp_path):
   from hashjax import retrieve
-  from hashjax import train
+  from hashjax.eval import retrieval_examples
+  from hashjax.train import trainer
+
   c = helpers.load_config('dlbhc', 'quick')
   c.num_steps = 6
   c.batch_size = 32
@@ -185,7 +208,7 @@ def test_quick_run_and_retrieve_per_class(tmp_path):
   c.model.width = 0.25
   c.eval.batch_size = 512
   workdir = str(tmp_path / 'run')
-  final = train.train_and_evaluate(c, workdir)
+  final = trainer.train_and_evaluate(c, workdir)
   assert final['step'] == 6 and math.isfinite(final['mAP'])
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     rows = [json.loads(line) for line in f if '"train"' in line]
@@ -200,10 +223,12 @@ def test_quick_run_and_retrieve_per_class(tmp_path):
   assert sum(out['histogram']['Hamming']) == sum(out['histogram']['coarse-to-fine']) == 20
   assert os.path.getsize(os.path.join(workdir, 'label_histogram.png')) > 0
   # --per_class 0: every query; a class with too few queries and a query file are errors.
-  protocol = train.load_protocol(c)
-  chosen = retrieve.sample_per_class(protocol.labels, protocol.query, 0)
+  protocol = trainer.load_protocol(c)
+  chosen = retrieval_examples.sample_per_class(protocol.labels, protocol.query, 0)
   np.testing.assert_array_equal(chosen, np.arange(len(protocol.query)))
-  counts = np.bincount(protocol.labels[protocol.query[retrieve.sample_per_class(protocol.labels, protocol.query, 4)]])
+  counts = np.bincount(
+    protocol.labels[protocol.query[retrieval_examples.sample_per_class(protocol.labels, protocol.query, 4)]]
+  )
   np.testing.assert_array_equal(counts, [4] * 10)
   assert retrieve.main(['--workdir', workdir, '--per_class', '1000']) == 2
   with pytest.raises(SystemExit):

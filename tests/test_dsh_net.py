@@ -1,10 +1,10 @@
 """The fast DSHNet computes the same function (and gradients) as its plain Flax definition."""
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 from hashjax.models import dsh_net
 
@@ -26,13 +26,14 @@ def reference_forward(model, x):
 
 def _build(shape, dtype='float32'):
   """(graphdef, params) of a half-width net; params drawn with NumPy (eager init compiles slowly)."""
-  model = nnx.eval_shape(lambda: dsh_net.DSHNet(12, shape, width=0.5, dtype=getattr(jnp, dtype),
-                                                rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(lambda: dsh_net.DSHNet(12, shape, width=0.5, dtype=getattr(jnp, dtype), rngs=nnx.Rngs(0)))
   graphdef, abstract = nnx.split(model, nnx.Param)
   rng = np.random.default_rng(0)
+
   def draw(a):  # fan-in scaled, biases included so they matter
     fan_in = int(np.prod(a.shape[:-1])) if a.ndim > 1 else 1
     return jnp.asarray(rng.normal(size=a.shape) / np.sqrt(fan_in), a.dtype)
+
   return graphdef, jax.tree.map(draw, nnx.to_pure_dict(abstract))
 
 
@@ -40,6 +41,7 @@ def _outputs_and_grads(forward, graphdef, params, x):
   def loss(p):
     u = forward(nnx.merge(graphdef, p), x)
     return jnp.sum(jnp.tanh(u) * jnp.arange(u.shape[-1])), u
+
   (_, u), g = jax.value_and_grad(loss, has_aux=True)(params)
   return u, g
 
@@ -48,8 +50,12 @@ def _outputs_and_grads(forward, graphdef, params, x):
 def test_forward_and_grads_match_reference(shape):
   graphdef, params = _build(shape)
   x = jax.random.normal(jax.random.key(1), (4,) + shape) * 2.0
-  fast, ref = jax.jit(lambda p: (_outputs_and_grads(lambda m, v: m(v), graphdef, p, x),
-                                 _outputs_and_grads(reference_forward, graphdef, p, x)))(params)
+  fast, ref = jax.jit(
+    lambda p: (
+      _outputs_and_grads(lambda m, v: m(v), graphdef, p, x),
+      _outputs_and_grads(reference_forward, graphdef, p, x),
+    )
+  )(params)
   # Float re-association only (separable sums, rsqrt for pow, im2col): relative 1e-4 of the scale.
   np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-5)
   for (path, g), r in zip(jax.tree_util.tree_leaves_with_path(fast[1]), jax.tree.leaves(ref[1])):
@@ -66,9 +72,13 @@ def test_bfloat16_is_as_accurate_as_reference():
   graphdef, params = _build(shape, 'bfloat16')
   graphdef32, _ = _build(shape)
   x = jax.random.normal(jax.random.key(1), (6,) + shape) * 2.0
-  fast, ref, exact = jax.jit(lambda p: (_outputs_and_grads(lambda m, v: m(v), graphdef, p, x),
-                                        _outputs_and_grads(reference_forward, graphdef, p, x),
-                                        _outputs_and_grads(reference_forward, graphdef32, p, x)))(params)
+  fast, ref, exact = jax.jit(
+    lambda p: (
+      _outputs_and_grads(lambda m, v: m(v), graphdef, p, x),
+      _outputs_and_grads(reference_forward, graphdef, p, x),
+      _outputs_and_grads(reference_forward, graphdef32, p, x),
+    )
+  )(params)
   for (path, f), r, e in zip(jax.tree_util.tree_leaves_with_path(fast), jax.tree.leaves(ref), jax.tree.leaves(exact)):
     f, r, e = (np.asarray(t, np.float32) for t in (f, r, e))
     bound = 2 * np.linalg.norm(r - e) + 0.05 * np.linalg.norm(e)
@@ -82,10 +92,18 @@ def test_pools_and_lrn_match_flax():
   @jax.jit
   def both(x):
     # A large alpha so the normaliser differs from 1 noticeably.
-    fast = (dsh_net.max_pool_3x3_s2(x), dsh_net.avg_pool_3x3_s2(x), dsh_net.lrn_within_channel(x, alpha=2.0),
-            dsh_net.lrn_within_channel(x, alpha=2.0, beta=0.6, size=5))
-    ref = (nnx.max_pool(x, (3, 3), (2, 2), 'SAME'), nnx.avg_pool(x, (3, 3), (2, 2), 'SAME'),
-           reference_lrn(x, alpha=2.0), reference_lrn(x, alpha=2.0, beta=0.6, size=5))
+    fast = (
+      dsh_net.max_pool_3x3_s2(x),
+      dsh_net.avg_pool_3x3_s2(x),
+      dsh_net.lrn_within_channel(x, alpha=2.0),
+      dsh_net.lrn_within_channel(x, alpha=2.0, beta=0.6, size=5),
+    )
+    ref = (
+      nnx.max_pool(x, (3, 3), (2, 2), 'SAME'),
+      nnx.avg_pool(x, (3, 3), (2, 2), 'SAME'),
+      reference_lrn(x, alpha=2.0),
+      reference_lrn(x, alpha=2.0, beta=0.6, size=5),
+    )
     return fast, ref
 
   for fast, ref in jax.jit(lambda xs: [both(x) for x in xs])(xs):

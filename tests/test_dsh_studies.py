@@ -3,15 +3,15 @@
 
 import itertools
 
-import jax
 import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 import pytest
 
-from hashjax import pair_verification as pv
-from hashjax import train
+from hashjax import pair_verification as pair_verification_command
+from hashjax.analysis import pair_verification as pv
 from hashjax.methods import dsh
+from hashjax.train import trainer
 from tests import helpers
 
 
@@ -55,8 +55,13 @@ def test_fixed_pair_loss_matches_numpy_loop(multilabel):
   else:
     labels, partner_labels = rng.integers(0, 3, n).astype(np.int32), rng.integers(0, 3, (n, r)).astype(np.int32)
   mask = rng.random((n, r)) < 0.7
-  batch = {'image': jnp.asarray(u1), 'label': jnp.asarray(labels), 'partner_image': jnp.asarray(u2),
-           'partner_label': jnp.asarray(partner_labels), 'partner_mask': jnp.asarray(mask)}
+  batch = {
+    'image': jnp.asarray(u1),
+    'label': jnp.asarray(labels),
+    'partner_image': jnp.asarray(u2),
+    'partner_label': jnp.asarray(partner_labels),
+    'partner_mask': jnp.asarray(mask),
+  }
   config = mlc.ConfigDict(dict(margin=None, alpha=0.01, pairs='fixed'))
   loss, metrics = dsh.loss_fn({}, batch, None, forward=lambda p, x, **kw: x, config=config)
   expected = _fixed_numpy(u1, u2, labels, partner_labels, mask, 2.0 * bits, 0.01)
@@ -70,7 +75,7 @@ def test_fixed_pairs_batches_and_steps():
   config.update(batch_size=16)
   config.model.width = 0.25
   config.loss.num_pairs = 2000
-  run = train.build(config)
+  run = trainer.build(config)
   batch = run.batches[0]
   positions = np.asarray(run.batches.order[0])
   partners, active = dsh.fixed_pairs(len(run.protocol.train), 2000, config.loss.pair_seed)
@@ -79,7 +84,7 @@ def test_fixed_pairs_batches_and_steps():
   np.testing.assert_array_equal(batch['partner_mask'], active[positions])
   state = run.state
   for step in range(2):
-    state, metrics = run.step_fn(state, train.pipeline.to_global(run.batches[step], run.data_sharding))
+    state, metrics = run.step_fn(state, trainer.pipeline.to_global(run.batches[step], run.data_sharding))
     assert np.isfinite(float(metrics['loss'])) and 0 < float(metrics['pairs_per_batch']) <= 32
 
 
@@ -87,7 +92,7 @@ def test_unknown_pair_mode_fails_early():
   config = helpers.load_config('dsh', 'quick')
   config.loss.pairs = 'triplets'
   with pytest.raises(ValueError, match='valid: batch, fixed'):
-    train.build(config)
+    trainer.build(config)
 
 
 # ------------------------------------------------------------------ pair verification
@@ -100,8 +105,9 @@ def test_sample_pairs_distinct_and_balanced():
   i, j = pv.sample_pairs(labels, 1001, rng, balanced=True)
   assert len(i) == 1001 and (i != j).all() and pv.similar(labels, i, j).sum() == 500
   multi = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
-  np.testing.assert_array_equal(pv.similar(multi, np.array([0, 0, 1, 3]), np.array([1, 2, 2, 3])),
-                                [True, False, True, False])
+  np.testing.assert_array_equal(
+    pv.similar(multi, np.array([0, 0, 1, 3]), np.array([1, 2, 2, 3])), [True, False, True, False]
+  )
 
 
 def test_verification_metrics_hand_made():
@@ -113,8 +119,9 @@ def test_verification_metrics_hand_made():
   assert m['accuracy'] == pytest.approx(6 / 8)
   # ranking: + + - + ... -> AP = (1 + 1 + 3/4) / 3
   assert m['average_precision'] == pytest.approx((1 + 1 + 0.75) / 3, abs=1e-6)
-  np.testing.assert_array_equal(pv.pair_features(np.array([[1, -1, 1], [1, 1, -1]], np.float32),
-                                                 np.array([0]), np.array([1])), [[0, 1, 1]])
+  np.testing.assert_array_equal(
+    pv.pair_features(np.array([[1, -1, 1], [1, 1, -1]], np.float32), np.array([0]), np.array([1])), [[0, 1, 1]]
+  )
 
 
 def _class_codes(n_per_class, classes, bits, flip, seed):
@@ -129,32 +136,53 @@ def _class_codes(n_per_class, classes, bits, flip, seed):
 def test_verify_separates_class_codes_and_the_cli(tmp_path, capsys):
   train_codes, train_labels = _class_codes(60, 5, 16, 0.1, 0)
   test_codes, test_labels = _class_codes(20, 5, 16, 0.1, 1)
-  out = pv.verify(train_codes, train_labels, test_codes, test_labels, num_pairs=4000, num_test_pairs=2000,
-                  hidden=16, epochs=10, lr=1e-2, batch_size=100, seed=0)
+  out = pv.verify(
+    train_codes,
+    train_labels,
+    test_codes,
+    test_labels,
+    num_pairs=4000,
+    num_test_pairs=2000,
+    hidden=16,
+    epochs=10,
+    lr=1e-2,
+    batch_size=100,
+    seed=0,
+  )
   c = out['classifier']
   assert c['average_precision'] > 0.9 and c['precision'] > 0.8 and c['recall'] > 0.8
   assert out['hamming_average_precision'] > 0.9 and 0.1 < out['test_similar_fraction'] < 0.3
   assert c['train_loss'][-1] < c['train_loss'][0]
   noise = np.random.default_rng(2).choice([-1.0, 1.0], size=test_codes.shape).astype(np.float32)
-  chance = pv.verify(train_codes, train_labels, noise, test_labels, num_pairs=4000, num_test_pairs=2000,
-                     hidden=0, epochs=3, batch_size=100)
+  chance = pv.verify(
+    train_codes,
+    train_labels,
+    noise,
+    test_labels,
+    num_pairs=4000,
+    num_test_pairs=2000,
+    hidden=0,
+    epochs=3,
+    batch_size=100,
+  )
   assert chance['classifier']['average_precision'] < 0.4  # random codes: AP ~ the similar fraction
   paths = {}
-  for name, array in dict(train_codes=train_codes, train_labels=train_labels, test_codes=test_codes,
-                          test_labels=test_labels).items():
+  for name, array in dict(
+    train_codes=train_codes, train_labels=train_labels, test_codes=test_codes, test_labels=test_labels
+  ).items():
     paths[name] = str(tmp_path / f'{name}.npy')
     np.save(paths[name], array)
   argv = [f'--{k}={v}' for k, v in paths.items()] + ['--pairs=2000', '--test_pairs=500', '--epochs=2']
-  assert pv.main(argv) == 0
+  assert pair_verification_command.main(argv) == 0
   assert 'precision' in capsys.readouterr().out
-  assert pv.main(['--train_codes', paths['train_codes']]) == 2
+  assert pair_verification_command.main(['--train_codes', paths['train_codes']]) == 2
   assert 'pass --workdir' in capsys.readouterr().err
 
 
 def test_verify_workdir(tmp_path):
   config = helpers.tiny_dsh_config(num_steps=4)
   workdir = str(tmp_path / 'run')
-  train.train_and_evaluate(config, workdir)
+  trainer.train_and_evaluate(config, workdir)
   out = pv.verify_workdir(workdir, num_pairs=2000, num_test_pairs=500, hidden=8, epochs=2)
   assert out['step'] == 4 and out['bits'] == 16 and 'query set (297)' in out['sets']
   assert np.isfinite(out['classifier']['average_precision'])

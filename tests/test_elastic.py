@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from hashjax import checkpoint
-from hashjax import train
+from hashjax.train import trainer
+from hashjax.workdir import checkpoint
 from tests import helpers
 
 # Different meshes split the f32 batch reductions differently: equal up to summation order.
@@ -19,7 +19,7 @@ RTOL, ATOL = 1e-4, 1e-5
 
 
 def _params(workdir, config):
-  return checkpoint.load_params(workdir, train.build(config).state.params)
+  return checkpoint.load_params(workdir, trainer.build(config).state.params)
 
 
 def _assert_close(a, b):
@@ -30,11 +30,11 @@ def _assert_close(a, b):
 def test_checkpoint_moves_between_mesh_sizes(tmp_path, first, second):
   sgd = {'optimizer.name': 'sgd', 'optimizer.lr': 0.01, 'num_steps': 8}
   straight = str(tmp_path / 'straight')
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_devices=first, **sgd), straight)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_devices=first, **sgd), straight)
 
   moved = str(tmp_path / 'moved')
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_devices=first, **{**sgd, 'num_steps': 4}), moved)
-  final = train.train_and_evaluate(helpers.tiny_dsh_config(num_devices=second, **sgd), moved)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_devices=first, **{**sgd, 'num_steps': 4}), moved)
+  final = trainer.train_and_evaluate(helpers.tiny_dsh_config(num_devices=second, **sgd), moved)
   assert final['step'] == 8
   (p1, s1), (p2, s2) = _params(straight, helpers.tiny_dsh_config(**sgd)), _params(moved, helpers.tiny_dsh_config(**sgd))
   assert s1 == s2 == 8
@@ -48,17 +48,37 @@ def _losses(workdir):
 
 
 def test_two_processes_match_one(tmp_path):
-  args = ['--config', 'configs/dsh.py:quick', '--config.num_steps=6', '--config.log_every_steps=1',
-          '--config.batch_size=32', '--config.model.width=0.25', '--config.optimizer.name=sgd',
-          '--config.optimizer.lr=0.01', '--config.checkpoint.every_steps=6', '--config.eval.topk=(50,)',
-          '--config.eval.pn=(10,)']
-  env = dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='2',
-             PYTHON=sys.executable)
+  args = [
+    '--config',
+    'configs/dsh.py:quick',
+    '--config.num_steps=6',
+    '--config.log_every_steps=1',
+    '--config.batch_size=32',
+    '--config.model.width=0.25',
+    '--config.optimizer.name=sgd',
+    '--config.optimizer.lr=0.01',
+    '--config.checkpoint.every_steps=6',
+    '--config.eval.topk=(50,)',
+    '--config.eval.pn=(10,)',
+  ]
+  env = dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='2', PYTHON=sys.executable)
   multi, single = str(tmp_path / 'multi'), str(tmp_path / 'single')
-  subprocess.run(['bash', 'launch/local_multiprocess.sh', '2', *args, '--workdir', multi], cwd=helpers.ROOT,
-                 env=env, check=True, capture_output=True, timeout=600)
-  subprocess.run([sys.executable, '-m', 'hashjax.main', *args, '--workdir', single], cwd=helpers.ROOT,
-                 env=dict(env, JAX_NUM_CPU_DEVICES='4'), check=True, capture_output=True, timeout=600)
+  subprocess.run(
+    ['bash', 'launch/local_multiprocess.sh', '2', *args, '--workdir', multi],
+    cwd=helpers.ROOT,
+    env=env,
+    check=True,
+    capture_output=True,
+    timeout=600,
+  )
+  subprocess.run(
+    [sys.executable, '-m', 'hashjax.main', *args, '--workdir', single],
+    cwd=helpers.ROOT,
+    env=dict(env, JAX_NUM_CPU_DEVICES='4'),
+    check=True,
+    capture_output=True,
+    timeout=600,
+  )
   with open(os.path.join(multi, 'protocol.json')) as f:
     assert json.load(f)['train'] == 1500
   lm, ls = _losses(multi), _losses(single)
@@ -74,16 +94,29 @@ def test_two_processes_match_one(tmp_path):
 def test_sigterm_to_one_of_two_processes_saves_on_both_and_resumes(tmp_path):
   """Preemption of one process: both agree on the step (log_every_steps=1: every step), save it and exit 0;
   the same command then resumes and finishes with the parameters of an uninterrupted run."""
-  args = ['--config', 'configs/dsh.py:quick', '--config.num_steps=20', '--config.log_every_steps=1',
-          '--config.batch_size=32', '--config.model.width=0.25', '--config.optimizer.name=sgd',
-          '--config.optimizer.lr=0.01', '--config.checkpoint.every_steps=100', '--config.eval.topk=(50,)',
-          '--config.eval.pn=(10,)']
-  env = dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='1',
-             PYTHON=sys.executable)
+  args = [
+    '--config',
+    'configs/dsh.py:quick',
+    '--config.num_steps=20',
+    '--config.log_every_steps=1',
+    '--config.batch_size=32',
+    '--config.model.width=0.25',
+    '--config.optimizer.name=sgd',
+    '--config.optimizer.lr=0.01',
+    '--config.checkpoint.every_steps=100',
+    '--config.eval.topk=(50,)',
+    '--config.eval.pn=(10,)',
+  ]
+  env = dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='1', PYTHON=sys.executable)
   preempted, straight = str(tmp_path / 'preempted'), str(tmp_path / 'straight')
   launch = lambda workdir, **extra: subprocess.run(
-      ['bash', 'launch/local_multiprocess.sh', '2', *args, '--workdir', workdir], cwd=helpers.ROOT,
-      env=dict(env, **extra), capture_output=True, text=True, timeout=600)
+    ['bash', 'launch/local_multiprocess.sh', '2', *args, '--workdir', workdir],
+    cwd=helpers.ROOT,
+    env=dict(env, **extra),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   first = launch(preempted, HASHJAX_FAULT_SIGNAL_AT_STEP='3:SIGTERM:1')  # only process 1 is told
   assert first.returncode == 0, first.stderr[-3000:]
   assert 'SIGTERM: saved checkpoint at step' in first.stdout + first.stderr

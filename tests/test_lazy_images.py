@@ -5,12 +5,12 @@ import jax
 import numpy as np
 import pytest
 
-from hashjax import checkpoint
-from hashjax import train
 from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
 from hashjax.data import sources
+from hashjax.train import trainer
+from hashjax.workdir import checkpoint
 from tests import helpers
 
 
@@ -64,7 +64,7 @@ def test_each_process_reads_only_its_rows(monkeypatch, process):
   batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, 64, seed=0)
   batch = batches[5]
   # The pool is train then test: the training set's pool indices are the train split's records.
-  mine = batches.global_indices(5)[32 * process:32 * (process + 1)]
+  mine = batches.global_indices(5)[32 * process : 32 * (process + 1)]
   assert sorted(records['train'].read) == sorted(mine) and not records['test'].read
   memory = protocols.build(sources.load_digits(), 'full')
   np.testing.assert_array_equal(batch['image'], memory.images[mine])
@@ -79,16 +79,18 @@ def test_each_process_reads_only_its_rows(monkeypatch, process):
 
 def test_lazy_dataset_trains_as_in_memory(tmp_path, monkeypatch):
   config = helpers.tiny_dsh_config(num_steps=3)
-  in_memory = train.train_and_evaluate(config, str(tmp_path / 'memory'))
+  in_memory = trainer.train_and_evaluate(config, str(tmp_path / 'memory'))
   monkeypatch.setitem(sources.SOURCES, 'digits', lambda data_dir=None, lazy=False: _lazy_digits()[0])
-  lazy = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=3, **{'dataset.reads': 'per_process'}),
-                                  str(tmp_path / 'lazy'))
+  lazy = trainer.train_and_evaluate(
+    helpers.tiny_dsh_config(num_steps=3, **{'dataset.reads': 'per_process'}), str(tmp_path / 'lazy')
+  )
   assert lazy['mAP'] == in_memory['mAP']
-  (p1, _), (p2, _) = (checkpoint.load_params(str(tmp_path / d), train.build(config).state.params)
-                      for d in ('memory', 'lazy'))
+  (p1, _), (p2, _) = (
+    checkpoint.load_params(str(tmp_path / d), trainer.build(config).state.params) for d in ('memory', 'lazy')
+  )
   jax.tree.map(np.testing.assert_array_equal, p1, p2)
 
 
 def test_unknown_reads_mode_names_the_valid_ones(tmp_path):
   with pytest.raises(ValueError, match='dataset.reads.*auto, memory, per_process'):
-    train.train_and_evaluate(helpers.tiny_dsh_config(**{'dataset.reads': 'mmap'}), str(tmp_path))
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(**{'dataset.reads': 'mmap'}), str(tmp_path))

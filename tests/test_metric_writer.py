@@ -2,7 +2,7 @@
 
 import json
 
-from hashjax import metric_writer
+from hashjax.train import metric_writer
 
 
 def test_resumed_run_reports_the_rate_and_eta_of_the_steps_it_runs(tmp_path, monkeypatch, capsys):
@@ -18,8 +18,10 @@ def test_resumed_run_reports_the_rate_and_eta_of_the_steps_it_runs(tmp_path, mon
   writer.progress(60, 0.25)
   writer.close()
   lines = capsys.readouterr().out.splitlines()
-  assert lines == ['before the restore',
-                   'step 55/100 (55%) img/s=5 loss=0.5000 eta 1.5 min',
-                   'step 60/100 (60%) img/s=5 loss=0.2500 eta 1.3 min']
+  assert lines == [
+    'before the restore',
+    'step 55/100 (55%) img/s=5 loss=0.5000 eta 1.5 min',
+    'step 60/100 (60%) img/s=5 loss=0.2500 eta 1.3 min',
+  ]
   logged = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [(r['step'], r['loss']) for r in logged] == [(55, 0.5)]

@@ -2,24 +2,29 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections as mlc
 import numpy as np
 import optax
 import pytest
 
-from hashjax import optim
+from hashjax.config import common
+from hashjax.train import optim
 
 
 def _config(**kw):
-  defaults = dict(name='sgd', lr=0.1, momentum=0.0, weight_decay=0.0, schedule='constant',
-                  grad_clip_norm=0.0, lr_multipliers='')
-  return mlc.ConfigDict({**defaults, **kw})
+  """The schema's optimizer group (every key, its defaults stated once), with plain SGD at lr 0.1."""
+  c = common.base_config().optimizer
+  c.update(name='sgd', lr=0.1, momentum=0.0, **kw)
+  return c
 
 
-PARAMS = {'model': {'body': {'kernel': jnp.ones(3)}, 'head': {'kernel': jnp.ones(2)}},
-          'method': {'centers': jnp.ones((2, 2))}}
-GRADS = {'model': {'body': {'kernel': jnp.ones(3)}, 'head': {'kernel': jnp.ones(2)}},
-         'method': {'centers': jnp.ones((2, 2))}}
+PARAMS = {
+  'model': {'body': {'kernel': jnp.ones(3)}, 'head': {'kernel': jnp.ones(2)}},
+  'method': {'centers': jnp.ones((2, 2))},
+}
+GRADS = {
+  'model': {'body': {'kernel': jnp.ones(3)}, 'head': {'kernel': jnp.ones(2)}},
+  'method': {'centers': jnp.ones((2, 2))},
+}
 
 
 def _update(config):
@@ -32,7 +37,7 @@ def test_multipliers_scale_each_group_and_zero_freezes():
   updates = _update(_config(lr_multipliers='model/head/=10,method/=0'))
   np.testing.assert_allclose(updates['model']['body']['kernel'], -0.1)  # default group: lr
   np.testing.assert_allclose(updates['model']['head']['kernel'], -1.0)  # x10
-  np.testing.assert_array_equal(updates['method']['centers'], 0.0)     # frozen
+  np.testing.assert_array_equal(updates['method']['centers'], 0.0)  # frozen
 
 
 def test_first_matching_pattern_wins_and_weight_decay_skips_frozen():
@@ -50,9 +55,16 @@ def test_no_multipliers_is_the_plain_optimizer():
     np.testing.assert_allclose(a, b)
 
 
-@pytest.mark.parametrize('spec, match', [('model/head', 'cannot parse'), ('=3', 'cannot parse'),
-                                          ('model/=x', 'cannot parse'), ('model/=-1', 'negative'),
-                                          ('decoder/=2', 'match no parameter')])
+@pytest.mark.parametrize(
+  'spec, match',
+  [
+    ('model/head', 'cannot parse'),
+    ('=3', 'cannot parse'),
+    ('model/=x', 'cannot parse'),
+    ('model/=-1', 'negative'),
+    ('decoder/=2', 'match no parameter'),
+  ],
+)
 def test_bad_specs_name_the_problem(spec, match):
   with pytest.raises(ValueError, match=match):
     optim.build(_config(lr_multipliers=spec), total_steps=10, steps_per_epoch=5, params=PARAMS)

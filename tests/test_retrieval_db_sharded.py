@@ -6,7 +6,8 @@ import pytest
 
 from hashjax.retrieval.codes import pack_codes
 from hashjax.retrieval.db_sharded import db_sharded_stats
-from hashjax.retrieval.metrics import check_inputs, retrieval_metrics
+from hashjax.retrieval.metrics import check_inputs
+from hashjax.retrieval.metrics import retrieval_metrics
 from hashjax.retrieval.per_query import per_query_stats
 from hashjax.retrieval.search import db_mesh
 from tests.test_retrieval_metrics import reference
@@ -44,8 +45,7 @@ def test_random_codes_every_length(bits, ties):
   rng = np.random.default_rng(bits)
   q, db = _pm1(rng, 21, bits), _pm1(rng, 301, bits)  # 301 = 8 x 38 - 3: the last slice is padded
   ql, dl = rng.integers(0, 5, 21), rng.integers(0, 5, 301)
-  _compare(q, ql, db, dl, ties=ties, ks=(1, 10, 100, 1000), pns=(1, 50, 400),
-           radius=min(2, bits - 1))
+  _compare(q, ql, db, dl, ties=ties, ks=(1, 10, 100, 1000), pns=(1, 50, 400), radius=min(2, bits - 1))
 
 
 def test_massive_ties_multi_label_no_relevant_and_empty_balls():
@@ -59,8 +59,7 @@ def test_massive_ties_multi_label_no_relevant_and_empty_balls():
   dl = (rng.random((203, 6)) < 0.2).astype(np.uint8)
   q = _pm1(rng, 12, 16)
   for ties in ('stable', 'expected'):
-    _compare(q, ql, _pm1(rng, 203, 16), dl, ties=ties, ks=(5, 64), pns=(10,),
-             radius=0)
+    _compare(q, ql, _pm1(rng, 203, 16), dl, ties=ties, ks=(5, 64), pns=(10,), radius=0)
 
 
 def test_database_smaller_than_the_mesh():

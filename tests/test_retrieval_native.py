@@ -9,8 +9,9 @@ from hashjax.retrieval.metrics import check_inputs
 from hashjax.retrieval.per_query import per_query_stats
 from hashjax.retrieval.search import topk_search
 
-needs_kernel = pytest.mark.skipif(not native.available()[0],
-                                  reason=f'native kernel unavailable: {native.available()[1]}')
+needs_kernel = pytest.mark.skipif(
+  not native.available()[0], reason=f'native kernel unavailable: {native.available()[1]}'
+)
 
 
 def _case(rng, nq, n, bits, multi, classes=5):
@@ -67,8 +68,9 @@ def test_native_groups_that_share_a_label(bits, multi):
     ql, dl = rng.integers(0, 2, nq), rng.integers(0, 3, n)
   args = check_inputs(pack_codes(q), ql, pack_codes(db), dl, bits)
   kw = dict(bits=bits, ks=(1, 50, 300), pns=(1, 20, 299), radius=2)
-  _assert_same(per_query_stats(*args, stable_impl='native', **kw),
-               per_query_stats(*args, stable_impl='sort', **kw), keys=None)
+  _assert_same(
+    per_query_stats(*args, stable_impl='native', **kw), per_query_stats(*args, stable_impl='sort', **kw), keys=None
+  )
 
 
 @needs_kernel
@@ -119,9 +121,11 @@ def test_database_beyond_the_kernel_counters_falls_back(monkeypatch):
 
   def no_kernel(*a, **k):
     raise AssertionError('auto called the native kernel past its limit')
+
   monkeypatch.setattr(native, 'stable_stats', no_kernel)
-  _assert_same(per_query_stats(*args, **kw), per_query_stats(*args, stable_impl='sort', **kw),
-               keys=('ap', 'ap@5', 'p@5'))
+  _assert_same(
+    per_query_stats(*args, **kw), per_query_stats(*args, stable_impl='sort', **kw), keys=('ap', 'ap@5', 'p@5')
+  )
 
 
 def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):

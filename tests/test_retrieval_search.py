@@ -4,11 +4,16 @@ import jax
 import numpy as np
 import pytest
 
-from hashjax.retrieval.codes import pack_codes, unpack_codes
+from hashjax.retrieval.codes import pack_codes
+from hashjax.retrieval.codes import unpack_codes
 from hashjax.retrieval.hash_table import HashTable
 from hashjax.retrieval.pr_curve import pr_curve_by_radius
-from hashjax.retrieval.search import db_mesh, topk_search
-from hashjax.retrieval.select import nth_set_bit, pack_bits, row_histograms, threshold
+from hashjax.retrieval.search import db_mesh
+from hashjax.retrieval.search import topk_search
+from hashjax.retrieval.select import nth_set_bit
+from hashjax.retrieval.select import pack_bits
+from hashjax.retrieval.select import row_histograms
+from hashjax.retrieval.select import threshold
 
 
 def _pm1(rng, n, bits):
@@ -17,7 +22,7 @@ def _pm1(rng, n, bits):
 
 def _brute(q, db, k):
   d = (q[:, None, :] != db[None, :, :]).sum(-1)
-  order = np.argsort(d, axis=1, kind="stable")[:, :k]
+  order = np.argsort(d, axis=1, kind='stable')[:, :k]
   return np.take_along_axis(d, order, 1), order
 
 
@@ -49,21 +54,19 @@ def test_threshold_and_bit_mask_ranks():
   words = pack_bits(mask)
   for row in range(5):
     where = np.flatnonzero(mask[row])
-    got = nth_set_bit(words[row:row + 1], np.arange(len(where), dtype=np.int32)[None])
+    got = nth_set_bit(words[row : row + 1], np.arange(len(where), dtype=np.int32)[None])
     np.testing.assert_array_equal(np.asarray(got)[0], where)
-  with pytest.raises(ValueError, match="multiple of 32"):
+  with pytest.raises(ValueError, match='multiple of 32'):
     pack_bits(mask[:, :50])
 
 
-@pytest.mark.parametrize("bits,k,chunk", [(10, 1, 64), (33, 40, 100),
-                                          (64, 300, 4096)])
+@pytest.mark.parametrize('bits,k,chunk', [(10, 1, 64), (33, 40, 100), (64, 300, 4096)])
 def test_topk_matches_stable_brute_force(bits, k, chunk):
   rng = np.random.default_rng(bits)
   q, db = _pm1(rng, 21, bits), _pm1(rng, 777, bits)
   db[100:130] = db[5]  # duplicates: ties at distance 0 for some queries
   q[0] = q[7] = q[20] = db[5]  # repeated queries are searched once and answered for each
-  gd, gi = topk_search(pack_codes(q), pack_codes(db), k, bits=bits,
-                       db_chunk=chunk, query_chunk=8)
+  gd, gi = topk_search(pack_codes(q), pack_codes(db), k, bits=bits, db_chunk=chunk, query_chunk=8)
   wd, wi = _brute(q, db, k)
   np.testing.assert_array_equal(np.asarray(gi), wi)
   np.testing.assert_array_equal(np.asarray(gd), wd)
@@ -75,8 +78,8 @@ def test_topk_sharded_equals_single_device():
   q, db = pack_codes(_pm1(rng, 13, 12)), pack_codes(_pm1(rng, 1003, 12))
   single = topk_search(q, db, 64, bits=12, db_chunk=128)
   sharded = topk_search(q, db, 64, bits=12, db_chunk=64, mesh=db_mesh())
-  mesh2d = jax.make_mesh((4, 2), ("q", "db"))  # db over a sub-axis
-  sub = topk_search(q, db, 64, bits=12, mesh=mesh2d, axis="db")
+  mesh2d = jax.make_mesh((4, 2), ('q', 'db'))  # db over a sub-axis
+  sub = topk_search(q, db, 64, bits=12, mesh=mesh2d, axis='db')
   for got in (sharded, sub):
     np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(single[0]))
     np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(single[1]))
@@ -88,15 +91,15 @@ def test_topk_sharded_equals_single_device():
 
 def test_topk_validation():
   q = pack_codes(np.ones((2, 40)))
-  with pytest.raises(ValueError, match="k must be"):
+  with pytest.raises(ValueError, match='k must be'):
     topk_search(q, q, 3, bits=40)
-  with pytest.raises(ValueError, match="word counts"):
+  with pytest.raises(ValueError, match='word counts'):
     topk_search(q, pack_codes(np.ones((4, 70))), 1)
-  with pytest.raises(ValueError, match="uint32"):
+  with pytest.raises(ValueError, match='uint32'):
     topk_search(q.astype(np.int32), q, 1)
 
 
-@pytest.mark.parametrize("bits", (10, 40))
+@pytest.mark.parametrize('bits', (10, 40))
 def test_hash_table_matches_linear_scan(bits):
   rng = np.random.default_rng(bits)
   db = _pm1(rng, 400, bits)
@@ -107,16 +110,31 @@ def test_hash_table_matches_linear_scan(bits):
   d = (q[:, None, :] != db[None, :, :]).sum(-1)
   for radius in (0, 1, 3):
     for i in range(len(q)):
-      ids, dists = table.query(pack_codes(q[i:i + 1])[0], radius)
+      ids, dists = table.query(pack_codes(q[i : i + 1])[0], radius)
       inside = np.flatnonzero(d[i] <= radius)
-      want = inside[np.argsort(d[i, inside], kind="stable")]
+      want = inside[np.argsort(d[i, inside], kind='stable')]
       np.testing.assert_array_equal(ids, want)
       np.testing.assert_array_equal(dists, d[i, want])
   ids, _ = table.query(pack_codes(db[3:4])[0], 0)
   assert len(ids) == 31
-  with pytest.raises(ValueError, match="probes"):
-    HashTable(pack_codes(db), bits, max_probes=10).query(
-        pack_codes(q[:1])[0], 2)
+  with pytest.raises(ValueError, match='probes'):
+    HashTable(pack_codes(db), bits, max_probes=10).query(pack_codes(q[:1])[0], 2)
+
+
+def test_ball_lookup_is_the_topk_within_the_radius():
+  """`retrieve --radius`: the hash-table lookup gives the top-k restricted to the Hamming ball."""
+  from hashjax.eval import retrieval_examples  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(7)
+  bits = 12
+  db = _pm1(rng, 300, bits)
+  q = np.concatenate([_pm1(rng, 4, bits), db[:2]])
+  distances, indices, found = retrieval_examples.ball_lookup(pack_codes(q), pack_codes(db), bits, 1, 5)
+  top_d, top_i = (np.asarray(a) for a in topk_search(pack_codes(q), pack_codes(db), 5, bits=bits))
+  np.testing.assert_array_equal(found, top_d <= 1)
+  np.testing.assert_array_equal(np.where(found, indices, -1), np.where(found, top_i, -1))
+  np.testing.assert_array_equal(np.where(found, distances, -1), np.where(found, top_d, -1))
+  assert found[4:, 0].all() and not found.all()  # a database code finds itself; not every query finds 5
 
 
 def test_pr_curve_by_radius_matches_reference():
@@ -127,18 +145,17 @@ def test_pr_curve_by_radius_matches_reference():
   ql[0] = 7  # no relevant item
   d = (q[:, None, :] != db[None, :, :]).sum(-1)
   rel = ql[:, None] == dl[None, :]
-  for zero in ("zero", "drop"):
-    got = pr_curve_by_radius(pack_codes(q), ql, pack_codes(db), dl, bits=bits,
-                             zero_relevant=zero)
+  for zero in ('zero', 'drop'):
+    got = pr_curve_by_radius(pack_codes(q), ql, pack_codes(db), dl, bits=bits, zero_relevant=zero)
     for r in range(bits + 1):
       ball = d <= r
       hits = (ball & rel).sum(1)
       prec = np.where(ball.sum(1) > 0, hits / np.maximum(ball.sum(1), 1), 0)
-      keep = rel.sum(1) > 0 if zero == "drop" else np.ones(15, bool)
+      keep = rel.sum(1) > 0 if zero == 'drop' else np.ones(15, bool)
       rec = (hits / np.maximum(rel.sum(1), 1))[keep]
-      assert got["precision"][r] == pytest.approx(prec.mean(), abs=1e-12)
-      assert got["recall"][r] == pytest.approx(rec.mean(), abs=1e-12)
-  assert got["recall"][-1] == pytest.approx(1.0)
+      assert got['precision'][r] == pytest.approx(prec.mean(), abs=1e-12)
+      assert got['recall'][r] == pytest.approx(rec.mean(), abs=1e-12)
+  assert got['recall'][-1] == pytest.approx(1.0)
 
 
 def test_topk_over_a_million_codes_sharded_equals_single_device():

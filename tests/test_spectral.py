@@ -11,8 +11,7 @@ from hashjax import spectral
 
 
 def blobs(n, k, d, seed):
-  x, y = make_blobs(n_samples=n, centers=k, n_features=d, cluster_std=1.0, center_box=(-10, 10),
-                    random_state=seed)
+  x, y = make_blobs(n_samples=n, centers=k, n_features=d, cluster_std=1.0, center_box=(-10, 10), random_state=seed)
   return x.astype(np.float32), y
 
 
@@ -22,8 +21,9 @@ def blobs(n, k, d, seed):
 def test_matches_sklearn(n, k, d, eigen_solver, assign_labels):
   x, truth = blobs(n, k, d, seed=n)
   unit = x / np.linalg.norm(x, axis=1, keepdims=True)  # ours normalises rows itself, as CIMON does
-  ours = np.asarray(spectral.spectral_clustering(x, k, jax.random.key(0), eigen_solver=eigen_solver,
-                                                 assign_labels=assign_labels))
+  ours = np.asarray(
+    spectral.spectral_clustering(x, k, jax.random.key(0), eigen_solver=eigen_solver, assign_labels=assign_labels)
+  )
   for sk_assign in ('kmeans', 'discretize'):
     expected = SpectralClustering(n_clusters=k, random_state=0, assign_labels=sk_assign).fit(unit).labels_
     assert adjusted_rand_score(expected, ours) >= 0.9, sk_assign
@@ -35,6 +35,7 @@ def test_discretize_equals_sklearn_on_the_same_embedding(seed):
   """Same embedding, same first row: the same labels as sklearn's own `discretize` (float64 there,
   float32 here), on overlapping clusters where the rotation search takes several iterations."""
   from sklearn.cluster._spectral import discretize as sk_discretize  # pylint: disable=g-import-not-at-top
+
   x, _ = make_blobs(n_samples=300, centers=6, n_features=10, cluster_std=3.0, random_state=seed)
   embedding = np.asarray(spectral.spectral_embedding(spectral.rbf_affinity(x.astype(np.float32)), 6))
   expected = sk_discretize(embedding.astype(np.float64), random_state=seed)

@@ -5,6 +5,7 @@ float32 inputs: tolerances rtol 1e-5 (sums of a few hundred terms of size ~1).
 """
 
 import itertools
+import types
 
 import jax
 import jax.numpy as jnp
@@ -154,15 +155,18 @@ def test_hashnet_beta_schedule():
   beta = lambda step: float(hashnet.beta_at(jnp.int32(step), gamma=0.005, power=0.5, every=200))
   # The official counter counts this pass: beta rises when step + 1 reaches 200, 400, ...
   assert beta(0) == 1.0 and beta(198) == 1.0
-  np.testing.assert_allclose([beta(199), beta(398), beta(399), beta(1999)],
-                             [np.sqrt(2.0), np.sqrt(2.0), np.sqrt(3.0), np.sqrt(11.0)], rtol=1e-6)
-  assert float(jax.jit(lambda s: hashnet.beta_at(s, gamma=0.005, power=0.5, every=200))(jnp.int32(599))) == pytest.approx(2.0)
+  np.testing.assert_allclose(
+    [beta(199), beta(398), beta(399), beta(1999)], [np.sqrt(2.0), np.sqrt(2.0), np.sqrt(3.0), np.sqrt(11.0)], rtol=1e-6
+  )
+  assert float(
+    jax.jit(lambda s: hashnet.beta_at(s, gamma=0.005, power=0.5, every=200))(jnp.int32(599))
+  ) == pytest.approx(2.0)
 
 
 def test_hashnet_rejects_bad_config():
   config = mlc.ConfigDict(dict(sigmoid_param=None, beta_gamma=0.005, beta_power=0.5, beta_every=0))
   with pytest.raises(ValueError, match='beta_every'):
-    hashnet.check_config(config)
+    hashnet.validate(types.SimpleNamespace(loss=config))
 
 
 # ------------------------------------------------------------------ CSQ
@@ -235,13 +239,14 @@ def test_csq_multilabel_centers():
   np.testing.assert_array_equal(class_ids, centers[[2, 0]])
 
 
-def test_csq_loss_fn_needs_num_classes_for_class_ids():
-  config = mlc.ConfigDict(dict(quant_weight=1e-4, center_seed=0, num_classes=None))
+def test_csq_centers_are_method_state_from_the_dataset_class_count():
+  config = mlc.ConfigDict(dict(quant_weight=1e-4, center_seed=0))
+  ctx = types.SimpleNamespace(loss=config, bits=16, num_classes=4)
+  state = csq.init_state(ctx, jax.random.key(0))
+  np.testing.assert_array_equal(state['centers'], csq.hash_centers(16, 4, 0))
+  np.testing.assert_array_equal(state['tie'], csq.tie_breaker(16, 0))
   forward = lambda params, images, train, rng: images
-  batch = {'image': jnp.zeros((4, 16)), 'label': jnp.array([0, 1, 2, 3])}
-  with pytest.raises(ValueError, match='num_classes'):
-    csq.loss_fn(None, batch, None, forward=forward, config=config)
-  config.num_classes = 4
+  batch = {'image': jnp.zeros((4, 16)), 'label': jnp.array([0, 1, 2, 3]), 'method_state': state}
   loss, _ = csq.loss_fn(None, batch, None, forward=forward, config=config)
   np.testing.assert_allclose(float(loss), np.log(2.0) + 1e-4, rtol=1e-5)  # z = 0: BCE log 2, (|0| - 1)^2 = 1
 
@@ -250,19 +255,26 @@ def test_csq_loss_fn_needs_num_classes_for_class_ids():
 @pytest.mark.parametrize('name', ['csq', 'dpsh', 'dtsh', 'hashnet'])
 @pytest.mark.parametrize('arg', [None, 'quick'])
 def test_configs_validate_and_jit(name, arg):
-  from hashjax import config_lib  # pylint: disable=g-import-not-at-top
   from hashjax import methods  # pylint: disable=g-import-not-at-top
+  from hashjax.config import validate as config_validate  # pylint: disable=g-import-not-at-top
   from tests import helpers  # pylint: disable=g-import-not-at-top
+
   c = helpers.load_config(name, arg)
-  config_lib.validate(c)
+  config_validate.validate(c)
   assert c.method == name and c.model.name == 'dsh_net'
   assert (c.dataset.name, c.bits, c.num_steps) == (('digits', 16, 300) if arg else ('fashion_mnist', 48, 0))
   # The method's loss runs under jit on its config with a stand-in network (images are the outputs).
   forward = lambda params, images, train, rng: images * params
   rng = np.random.default_rng(1)
-  batch = {'image': jnp.asarray(rng.normal(size=(8, c.bits)), jnp.float32),
-           'label': jnp.asarray(rng.integers(0, 3, 8)), 'step': jnp.int32(250)}
+  batch = {
+    'image': jnp.asarray(rng.normal(size=(8, c.bits)), jnp.float32),
+    'label': jnp.asarray(rng.integers(0, 3, 8)),
+    'step': jnp.int32(250),
+  }
   method = methods.get(name)
-  loss, grad = jax.jit(jax.value_and_grad(
-      lambda p: method.loss_fn(p, batch, None, forward=forward, config=c.loss)[0]))(jnp.float32(1.0))
+  ctx = types.SimpleNamespace(loss=c.loss, bits=c.bits, num_classes=3)
+  batch['method_state'] = method.init_state(ctx, jax.random.key(0)) if method.init_state else {}
+  loss, grad = jax.jit(jax.value_and_grad(lambda p: method.loss_fn(p, batch, None, forward=forward, config=c.loss)[0]))(
+    jnp.float32(1.0)
+  )
   assert np.isfinite(float(loss)) and np.isfinite(float(grad))

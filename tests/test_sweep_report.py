@@ -10,17 +10,38 @@ import time
 
 from hashjax import report
 from hashjax import sweep
+from hashjax.sweeps import grid as sweep_grid
+from hashjax.sweeps import report as sweep_report
 from tests import helpers
 
-SETTINGS = ['--seeds', '0', '--set', 'num_steps=6', '--set', 'model.width=0.25', '--set', 'batch_size=32',
-            '--set', 'checkpoint.every_steps=2', '--set', 'eval.topk=(50,)', '--set', 'eval.pn=(10,)']
+SETTINGS = [
+  '--seeds',
+  '0',
+  '--set',
+  'num_steps=6',
+  '--set',
+  'model.width=0.25',
+  '--set',
+  'batch_size=32',
+  '--set',
+  'checkpoint.every_steps=2',
+  '--set',
+  'eval.topk=(50,)',
+  '--set',
+  'eval.pn=(10,)',
+]
 ARGS = ['--config', 'configs/itq.py:quick', '--config', 'configs/dsh.py:quick', '--bits', '8', *SETTINGS]
 
 
 def _sweep(workdir, args=ARGS, **env):
-  return subprocess.run([sys.executable, '-m', 'hashjax.sweep', *args, '--workdir', workdir], cwd=helpers.ROOT,
-                        env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', **env),
-                        capture_output=True, text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, '-m', 'hashjax.sweep', *args, '--workdir', workdir],
+    cwd=helpers.ROOT,
+    env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', **env),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
@@ -44,7 +65,7 @@ def test_killed_sweep_resumes_and_report_has_every_cell(tmp_path, capsys):
   assert 'num_steps: 6 -> 9' in capsys.readouterr().err
   assert os.path.getmtime(itq_done) == finished_at
 
-  result = report.write_report(root)
+  result = sweep_report.write_report(root)
   assert result['cells'] == 2
   with open(result['report']) as f:
     text = f.read()
@@ -79,10 +100,24 @@ def test_local_launcher_passes_sigterm_to_every_job_and_waits_for_their_checkpoi
   root = str(tmp_path / 'sweep')
   endless = [a.replace('num_steps=6', 'num_steps=100000') for a in SETTINGS] + ['--set', 'log_every_steps=1']
   launcher = subprocess.Popen(
-      ['bash', 'launch/sweep_local.sh', '2', '--config', 'configs/dsh.py:quick', *endless, '--bits', '8,16',
-       '--workdir', root], cwd=helpers.ROOT,
-      env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', PYTHON=sys.executable),
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    [
+      'bash',
+      'launch/sweep_local.sh',
+      '2',
+      '--config',
+      'configs/dsh.py:quick',
+      *endless,
+      '--bits',
+      '8,16',
+      '--workdir',
+      root,
+    ],
+    cwd=helpers.ROOT,
+    env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', PYTHON=sys.executable),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
   logs = [os.path.join(root, f'sweep_job{i}.log') for i in range(2)]
   metrics = [os.path.join(root, 'dsh_quick', f'{bits}b_seed0', 'metrics.jsonl') for bits in (8, 16)]
   deadline = time.time() + 600
@@ -99,20 +134,39 @@ def test_local_launcher_passes_sigterm_to_every_job_and_waits_for_their_checkpoi
 
 
 def test_bad_override_and_names_fail_before_running(tmp_path):
-  assert sweep.main(['--config', 'configs/itq.py:quick', '--bits', '8', '--workdir', str(tmp_path),
-                     '--set', 'optimizer.lrr=1']) == 2
+  assert (
+    sweep.main(
+      ['--config', 'configs/itq.py:quick', '--bits', '8', '--workdir', str(tmp_path), '--set', 'optimizer.lrr=1']
+    )
+    == 2
+  )
   assert not os.listdir(tmp_path)
-  assert sweep.config_name('configs/dsh.py:quick,bits=12') == 'dsh_quick_bits-12'
+  assert sweep_grid.config_name('configs/dsh.py:quick,bits=12') == 'dsh_quick_bits-12'
 
 
 def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
   """launch/sweep_local.sh N: N sweep processes, job i runs cells i, i+N, ...; every cell is done once."""
   root = str(tmp_path / 'sweep')
-  out = subprocess.run(['bash', 'launch/sweep_local.sh', '2', '--config', 'configs/lsh.py:quick',
-                        '--config', 'configs/pcah.py:quick', '--bits', '8,16', '--workdir', root],
-                       cwd=helpers.ROOT, env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu',
-                                                  PYTHON=sys.executable),
-                       capture_output=True, text=True, timeout=600)
+  out = subprocess.run(
+    [
+      'bash',
+      'launch/sweep_local.sh',
+      '2',
+      '--config',
+      'configs/lsh.py:quick',
+      '--config',
+      'configs/pcah.py:quick',
+      '--bits',
+      '8,16',
+      '--workdir',
+      root,
+    ],
+    cwd=helpers.ROOT,
+    env=dict(os.environ, PYTHONPATH=helpers.ROOT, JAX_PLATFORMS='cpu', PYTHON=sys.executable),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   for name in ('lsh_quick', 'pcah_quick'):
     for bits in (8, 16):
@@ -123,7 +177,7 @@ def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
   tables = str(tmp_path / 'tables')
   assert report.main([root, '--out', tables, '--no-figures']) == 0
   assert sorted(os.listdir(tables)) == ['report.csv', 'report.md']  # the tables alone
-  assert report.write_report(root)['cells'] == 4
+  assert sweep_report.write_report(root)['cells'] == 4
 
   # A later machine without some run folders: the earlier report.csv fills those cells in.
   shutil.rmtree(os.path.join(root, 'pcah_quick', '16b_seed0'))
@@ -137,8 +191,9 @@ def test_local_launcher_splits_the_cells_over_jobs(tmp_path):
   with open(os.path.join(merged, 'report.md')) as f:
     assert '1 runs from an earlier report' in f.read()
   # With no run folders at all, the figures are the metric-against-bits plots alone.
-  result = report.write_report(str(tmp_path / 'gone'), str(tmp_path / 'figs'),
-                               previous=(os.path.join(tables, 'report.csv'),))
+  result = sweep_report.write_report(
+    str(tmp_path / 'gone'), str(tmp_path / 'figs'), previous=(os.path.join(tables, 'report.csv'),)
+  )
   assert result['cells'] == 4 and result['figures']
   assert all(os.path.basename(p).endswith('_vs_bits.png') for p in result['figures'])
   with open(os.path.join(tmp_path, 'old.csv'), 'w') as f:

@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hashjax import checkpoint
-from hashjax import errors
-from hashjax import evaluate_run
-from hashjax import train
-from hashjax import workdir_lock
+from hashjax.cli import errors
+from hashjax.eval import workdir_eval
+from hashjax.train import trainer
+from hashjax.workdir import checkpoint
+from hashjax.workdir import lock as workdir_lock
 from tests import helpers
 
 SGD = {'optimizer.name': 'sgd', 'optimizer.lr': 0.01}
@@ -36,10 +36,23 @@ def _snapshot(directory):
 
 
 def _command(workdir, *flags):
-  return [sys.executable, '-m', 'hashjax.main', '--config', 'configs/dsh.py:quick', '--workdir', workdir,
-          '--config.num_steps=8', '--config.checkpoint.every_steps=4', '--config.model.width=0.25',
-          '--config.batch_size=32', '--config.log_every_steps=4', '--config.eval.topk=(50,)',
-          '--config.eval.pn=(10,)', *flags]
+  return [
+    sys.executable,
+    '-m',
+    'hashjax.main',
+    '--config',
+    'configs/dsh.py:quick',
+    '--workdir',
+    workdir,
+    '--config.num_steps=8',
+    '--config.checkpoint.every_steps=4',
+    '--config.model.width=0.25',
+    '--config.batch_size=32',
+    '--config.log_every_steps=4',
+    '--config.eval.topk=(50,)',
+    '--config.eval.pn=(10,)',
+    *flags,
+  ]
 
 
 def _env(**extra):
@@ -63,14 +76,15 @@ def _one_error_line(out, *fragments):
 # ---------------------------------------------------------------- never a non-finite checkpoint
 def test_diverging_resume_saves_nothing_and_a_sane_lr_goes_on_from_the_last_finite_checkpoint(tmp_path):
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **SGD), workdir)
-  blow_up = helpers.tiny_dsh_config(num_steps=16, **{**SGD, 'optimizer.lr': 1e30,
-                                                     'checkpoint.allow_changes': 'optimizer.lr'})
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **SGD), workdir)
+  blow_up = helpers.tiny_dsh_config(
+    num_steps=16, **{**SGD, 'optimizer.lr': 1e30, 'checkpoint.allow_changes': 'optimizer.lr'}
+  )
   with pytest.raises(errors.NonFiniteError, match='Nothing was saved after step 8, the last checkpoint'):
-    train.train_and_evaluate(blow_up, workdir)
+    trainer.train_and_evaluate(blow_up, workdir)
   assert checkpoint.steps(workdir) == [4, 8]
   # Rerun with a sane lr: it continues from step 8 (whose config had that lr) to the end.
-  final = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=16, **SGD), workdir)
+  final = trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=16, **SGD), workdir)
   assert final['step'] == 16 and np.isfinite(final['mAP'])
   changes = [json.loads(line)['changes'] for line in open(os.path.join(workdir, 'config_changes.jsonl'))]
   assert changes[0]['optimizer.lr'] == [0.01, 1e30] and changes[1] == {'num_steps': [8, 16]}
@@ -80,7 +94,7 @@ def test_a_state_that_turns_non_finite_after_a_finite_loss_is_never_saved(tmp_pa
   """The loss is computed before the update; the saved state is the one after it: the save itself
   checks the state."""
   workdir = str(tmp_path)
-  run = train.build(helpers.tiny_dsh_config(num_steps=8, **SGD))
+  run = trainer.build(helpers.tiny_dsh_config(num_steps=8, **SGD))
   step_fn = run.step_fn
 
   def poisoned_at_step_8(state, batch):
@@ -89,21 +103,26 @@ def test_a_state_that_turns_non_finite_after_a_finite_loss_is_never_saved(tmp_pa
       leaves, tree = jax.tree.flatten(state.params)
       state = state.replace(params=jax.tree.unflatten(tree, [leaves[0].at[0].set(jnp.inf)] + leaves[1:]))
     return state, metrics
+
   run.step_fn = poisoned_at_step_8
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), every_steps=4, keep=5)
-  writer = train.metric_writer.MetricWriter(workdir, total_steps=8, batch_size=32)
-  with pytest.raises(errors.NonFiniteError, match=r'step 8: params/.* holds NaN or Inf. Nothing was saved after '
-                     r'step 4'):
-    train._train(run, run.state, ckpt, writer, last_ckpt=None)
+  writer = trainer.metric_writer.MetricWriter(workdir, total_steps=8, batch_size=32)
+  with pytest.raises(
+    errors.NonFiniteError,
+    match=r'step 8: params/.* holds NaN or Inf. Nothing was saved after '
+    r'step 4',
+  ):
+    trainer._train(run, run.state, ckpt, writer, last_ckpt=None)
   ckpt.close()
   writer.close()
   assert checkpoint.steps(workdir) == [4]
 
 
 def test_checkpointer_refuses_non_finite_optimizer_state(tmp_path):
-  run = train.build(helpers.tiny_dsh_config(**{'optimizer.name': 'adam'}))
-  bad = run.state.replace(opt_state=jax.tree.map(lambda x: x * jnp.nan if jnp.issubdtype(x.dtype, jnp.floating)
-                                                 else x, run.state.opt_state))
+  run = trainer.build(helpers.tiny_dsh_config(**{'optimizer.name': 'adam'}))
+  bad = run.state.replace(
+    opt_state=jax.tree.map(lambda x: x * jnp.nan if jnp.issubdtype(x.dtype, jnp.floating) else x, run.state.opt_state)
+  )
   ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=1, keep=1)
   with pytest.raises(checkpoint.NonFiniteStateError, match='train/opt_state/'):
     ckpt.save(1, bad, {})
@@ -116,7 +135,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_workdir(tmp_path):
   workdir = str(tmp_path / 'run')
   with workdir_lock.WorkdirLock(workdir):
     with pytest.raises(errors.WorkdirInUseError, match=f'pid {os.getpid()} on host'):
-      train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
+      trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
     assert os.listdir(workdir) == ['lock.json']  # the refused run wrote nothing
   assert not os.path.exists(os.path.join(workdir, 'lock.json'))  # released at exit
 
@@ -125,8 +144,14 @@ def test_two_processes_one_workdir(tmp_path):
   """The issue's case: the first run stops itself (SIGSTOP) mid-training holding the lock; a second
   run of the same command is refused with one line and changes nothing; the first then finishes."""
   workdir = str(tmp_path / 'run')
-  first = subprocess.Popen(_command(workdir), cwd=helpers.ROOT, env=_env(HASHJAX_FAULT_SIGNAL_AT_STEP='5:SIGSTOP'),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  first = subprocess.Popen(
+    _command(workdir),
+    cwd=helpers.ROOT,
+    env=_env(HASHJAX_FAULT_SIGNAL_AT_STEP='5:SIGSTOP'),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     deadline = time.time() + 120
     while _proc_state(first.pid) != 'T':
@@ -154,32 +179,35 @@ def test_lock_of_a_dead_run_is_taken_over_and_another_hosts_needs_force(tmp_path
   dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
   with open(lock_path, 'w') as f:  # what a SIGKILLed run leaves: its file, no flock
     json.dump({'host': workdir_lock.socket.gethostname(), 'pid': int(dead.stdout), 'since': 'x', 'command': 'c'}, f)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
   assert f'took over the lock of pid {int(dead.stdout)}' in capsys.readouterr().out
   assert not os.path.exists(lock_path)
 
   with open(lock_path, 'w') as f:
     json.dump({'host': 'elsewhere', 'pid': 1, 'since': 'x', 'command': 'c'}, f)
   with pytest.raises(errors.WorkdirInUseError, match='host elsewhere.*rerun with --force_unlock'):
-    train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8), workdir)
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8), workdir)
   assert checkpoint.steps(workdir) == [4]
-  final = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8), workdir, force_unlock=True)
+  final = trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8), workdir, force_unlock=True)
   assert final['step'] == 8 and 'forced' in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- resume only into the same run
-@pytest.mark.parametrize('key,value,shown', [
+@pytest.mark.parametrize(
+  'key,value,shown',
+  [
     ('optimizer.lr', 0.02, 'optimizer.lr: 0.01 -> 0.02'),
     ('seed', 1, 'seed: 0 -> 1'),
     ('dataset.protocol', 'validation', "dataset.protocol: 'full' -> 'validation'"),
     ('bits', 24, 'bits: 16 -> 24'),
-])
+  ],
+)
 def test_another_setting_is_refused_before_anything_is_written(tmp_path, key, value, shown):
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
   before = _snapshot(workdir)
   with pytest.raises(errors.ConfigMismatchError, match='holds checkpoint step 4 of a run with other settings') as e:
-    train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **{**SGD, key: value}), workdir)
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **{**SGD, key: value}), workdir)
   assert shown in str(e.value)
   assert ('allow_changes' in str(e.value)) == (key != 'bits')  # a structural change cannot be allowed
   assert _snapshot(workdir) == before
@@ -187,33 +215,42 @@ def test_another_setting_is_refused_before_anything_is_written(tmp_path, key, va
 
 def test_allowed_changes_resume_and_are_recorded(tmp_path):
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
   # Longer, other evaluation and logging settings, other devices: the same run.
-  final = train.train_and_evaluate(helpers.tiny_dsh_config(
-      num_steps=8, num_devices=2, log_every_steps=2, **{**SGD, 'eval.topk': (20,), 'checkpoint.keep': 5}), workdir)
+  final = trainer.train_and_evaluate(
+    helpers.tiny_dsh_config(
+      num_steps=8, num_devices=2, log_every_steps=2, **{**SGD, 'eval.topk': (20,), 'checkpoint.keep': 5}
+    ),
+    workdir,
+  )
   assert final['step'] == 8 and 'mAP@20' in final
   (record,) = [json.loads(line) for line in open(os.path.join(workdir, 'config_changes.jsonl'))]
-  assert record['step'] == 4 and set(record['changes']) == {'num_steps', 'num_devices', 'log_every_steps',
-                                                           'eval.topk', 'checkpoint.keep'}
+  assert record['step'] == 4 and set(record['changes']) == {
+    'num_steps',
+    'num_devices',
+    'log_every_steps',
+    'eval.topk',
+    'checkpoint.keep',
+  }
   assert json.load(open(os.path.join(workdir, 'config.json')))['num_steps'] == 8
 
 
 def test_a_finished_run_rerun_says_it_is_done_and_trains_nothing(tmp_path, capsys):
   workdir = str(tmp_path)
-  first = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
+  first = trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
   before = _snapshot(workdir)
-  again = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
+  again = trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4), workdir)
   assert again == first and 'already finished at step 4' in capsys.readouterr().out
   assert _snapshot(workdir) == before
 
 
 def test_metrics_rows_past_the_restored_step_are_dropped(tmp_path):
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, log_every_steps=2), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, log_every_steps=2), workdir)
   # What a run killed after step 8's rows but before step 8's checkpoint left: rows past step 4.
   os.rename(os.path.join(workdir, 'checkpoints', '8'), os.path.join(tmp_path, 'gone'))
   os.remove(os.path.join(workdir, 'final_metrics.json'))
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, log_every_steps=2), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, log_every_steps=2), workdir)
   rows = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   keys = [(r['step'], r['split']) for r in rows]
   assert keys == [(2, 'train'), (4, 'train'), (6, 'train'), (8, 'train'), (8, 'eval')]
@@ -223,8 +260,11 @@ def test_metrics_rows_past_the_restored_step_are_dropped(tmp_path):
 def _flip_checksum(workdir, step, item='params'):
   """Changes one recorded checksum: the array on disk no longer matches what was saved."""
   meta_dir = os.path.join(workdir, 'checkpoints', str(step), 'meta')
-  (path,) = [os.path.join(meta_dir, f) for f in os.listdir(meta_dir) if not f.startswith(('_', '.'))
-             and os.path.isfile(os.path.join(meta_dir, f)) and 'commit' not in f]
+  (path,) = [
+    os.path.join(meta_dir, f)
+    for f in os.listdir(meta_dir)
+    if not f.startswith(('_', '.')) and os.path.isfile(os.path.join(meta_dir, f)) and 'commit' not in f
+  ]
   meta = json.load(open(path))
   name = sorted(meta['checksums'][item])[0]
   meta['checksums'][item][name] = meta['checksums'][item][name][:-1] + 'x'
@@ -235,21 +275,22 @@ def _flip_checksum(workdir, step, item='params'):
 def test_a_checksum_mismatch_stops_every_restore_and_an_earlier_step_can_be_chosen(tmp_path):
   workdir = str(tmp_path)
   config = helpers.tiny_dsh_config(num_steps=8, **SGD)
-  train.train_and_evaluate(config, workdir)
+  trainer.train_and_evaluate(config, workdir)
   name = _flip_checksum(workdir, 8)
   message = f'checkpoint {workdir}/checkpoints/8: params/{name} fails its checksum'
   with pytest.raises(checkpoint.CheckpointError, match=message):  # evaluate, classify, retrieve
-    evaluate_run.load_run(workdir)
+    workdir_eval.load_run(workdir)
   with pytest.raises(checkpoint.CheckpointError, match=message):  # init_from
-    train.train_and_evaluate(helpers.tiny_dsh_config(init_from=workdir), str(tmp_path / 'other'))
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(init_from=workdir), str(tmp_path / 'other'))
   before = _snapshot(workdir)
   with pytest.raises(checkpoint.CheckpointError, match=message):  # training resume
-    train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=12, **SGD), workdir)
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=12, **SGD), workdir)
   assert _snapshot(workdir) == before
   # On purpose: an earlier verified step; the later one is kept aside, not deleted.
-  assert evaluate_run.load_run(workdir, step=4)[3] == 4
-  final = train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=12, **{**SGD, 'checkpoint.restore_step': 4}),
-                                   workdir)
+  assert workdir_eval.load_run(workdir, step=4)[3] == 4
+  final = trainer.train_and_evaluate(
+    helpers.tiny_dsh_config(num_steps=12, **{**SGD, 'checkpoint.restore_step': 4}), workdir
+  )
   assert final['step'] == 12 and checkpoint.steps(workdir)[-1] == 12
   assert os.listdir(os.path.join(workdir, 'checkpoints_set_aside')) == ['8']
 
@@ -259,14 +300,14 @@ def test_a_flipped_bit_in_a_parameter_file_never_loads_wrong_values(tmp_path, wh
   """The flip lands at another eighth of every data file in each case. Either the load fails (the
   checksum, or the decoder), or the bit was one no value is read from and the values are exact."""
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
-  saved = evaluate_run.load_run(workdir)[2]
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **SGD), workdir)
+  saved = workdir_eval.load_run(workdir)[2]
   for path in glob.glob(os.path.join(workdir, 'checkpoints', '4', 'params', 'ocdbt.process_0', 'd', '*')):
     data = bytearray(open(path, 'rb').read())
     data[len(data) * where // 8] ^= 0x10
     open(path, 'wb').write(data)
   try:
-    loaded = evaluate_run.load_run(workdir)[2]
+    loaded = workdir_eval.load_run(workdir)[2]
   except checkpoint.CheckpointError as e:
     assert re.search('fails its checksum|is corrupt|does not fit', str(e)), e
   else:
@@ -276,7 +317,7 @@ def test_a_flipped_bit_in_a_parameter_file_never_loads_wrong_values(tmp_path, wh
 # ---------------------------------------------------------------- one line per error
 def test_a_truncated_checkpoint_is_one_line(tmp_path):
   workdir = str(tmp_path)
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **{'model.width': 0.25}), workdir)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=8, **{'model.width': 0.25}), workdir)
   for path in glob.glob(os.path.join(workdir, 'checkpoints', '8', 'params', 'ocdbt.process_0', 'd', '*')):
     os.truncate(path, 10)
   os.remove(os.path.join(workdir, 'final_metrics.json'))
@@ -285,7 +326,7 @@ def test_a_truncated_checkpoint_is_one_line(tmp_path):
 
 def test_an_incompatible_init_from_is_one_line_and_a_typo_creates_nothing(tmp_path):
   source = str(tmp_path / 'source')
-  train.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **{'model.width': 0.5}), source)
+  trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **{'model.width': 0.5}), source)
   _one_error_line(_run(str(tmp_path / 'a'), f'--config.init_from={source}'), 'does not fit this model')
   typo = str(tmp_path / 'no_such_run')
   _one_error_line(_run(str(tmp_path / 'b'), f'--config.init_from={typo}'), 'no checkpoint found')
@@ -316,7 +357,9 @@ def test_a_full_disk_is_one_line_and_the_previous_checkpoint_stays_usable(tmp_pa
     subprocess.run(['mount', '-o', 'remount,size=64m', mount], check=True)
     resumed = _run(workdir, '--config.num_steps=40')
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert 'resumed from' in resumed.stdout and json.load(open(os.path.join(workdir, 'final_metrics.json')))['step'] == 40
+    assert (
+      'resumed from' in resumed.stdout and json.load(open(os.path.join(workdir, 'final_metrics.json')))['step'] == 40
+    )
   finally:
     subprocess.run(['umount', mount])
 
@@ -325,11 +368,25 @@ def test_bad_files_are_one_line(tmp_path, capsys):
   from hashjax import evaluate  # pylint: disable=g-import-not-at-top
   from hashjax import weights  # pylint: disable=g-import-not-at-top
   from hashjax.data import sources  # pylint: disable=g-import-not-at-top
+
   text = tmp_path / 'codes.txt'
   text.write_text('1 0 1\n0 1 1\n')
   np.save(tmp_path / 'labels.npy', np.array([0, 1]))
-  assert evaluate.main(['--query_codes', str(text), '--query_labels', str(tmp_path / 'labels.npy'),
-                        '--db_codes', str(text), '--db_labels', str(tmp_path / 'labels.npy')]) == 2
+  assert (
+    evaluate.main(
+      [
+        '--query_codes',
+        str(text),
+        '--query_labels',
+        str(tmp_path / 'labels.npy'),
+        '--db_codes',
+        str(text),
+        '--db_labels',
+        str(tmp_path / 'labels.npy'),
+      ]
+    )
+    == 2
+  )
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and 'is not a .npy file' in err[0], err
 
@@ -341,19 +398,24 @@ def test_bad_files_are_one_line(tmp_path, capsys):
 
   idx = tmp_path / 'train-images-idx3-ubyte.gz'
   import gzip  # pylint: disable=g-import-not-at-top
+
   idx.write_bytes(gzip.compress(bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2]) + bytes(8))[:20])
   with pytest.raises(ValueError, match='is truncated or not a gzip file'):
     sources.read_idx(str(idx))
 
 
-@pytest.mark.parametrize('key,value,message', [
+@pytest.mark.parametrize(
+  'key,value,message',
+  [
     ('optimizer.lr', -0.1, 'optimizer.lr must be positive'),
     ('optimizer.lr', 0.0, 'optimizer.lr must be positive'),
     ('optimizer.lr', float('inf'), 'optimizer.lr must be a finite number'),
     ('optimizer.weight_decay', float('nan'), 'optimizer.weight_decay must be a finite number'),
     ('checkpoint.allow_changes', 'optimiser.lr', "names 'optimiser.lr', which is not a config key"),
-])
+  ],
+)
 def test_bad_hyperparameters_fail_validation(key, value, message):
-  from hashjax import config_lib  # pylint: disable=g-import-not-at-top
+  from hashjax.config import validate as config_validate  # pylint: disable=g-import-not-at-top
+
   with pytest.raises(ValueError, match=message):
-    config_lib.validate(helpers.tiny_dsh_config(**{key: value}))
+    config_validate.validate(helpers.tiny_dsh_config(**{key: value}))

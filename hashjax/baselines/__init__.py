@@ -17,42 +17,44 @@ from typing import Callable
 
 import numpy as np
 
-from hashjax.baselines import itq, linear, lsh, pcah, sh
+from hashjax.baselines import itq
+from hashjax.baselines import linear
+from hashjax.baselines import lsh
+from hashjax.baselines import pcah
+from hashjax.baselines import sh
 
 BASELINES: dict[str, Callable] = {
-    "lsh": lsh.fit,
-    "pcah": pcah.fit,
-    "itq": itq.fit,
-    "sh": sh.fit,
+  'lsh': lsh.fit,
+  'pcah': pcah.fit,
+  'itq': itq.fit,
+  'sh': sh.fit,
 }
 
 _FROM_ARRAYS: dict[str, Callable] = {
-    "lsh": linear.from_arrays,
-    "pcah": linear.from_arrays,
-    "linear": linear.from_arrays,
-    "itq": itq.from_arrays,
-    "sh": sh.from_arrays,
+  'lsh': linear.from_arrays,
+  'pcah': linear.from_arrays,
+  'linear': linear.from_arrays,
+  'itq': itq.from_arrays,
+  'sh': sh.from_arrays,
 }
 
 
 def get(name: str) -> Callable:
-    """The `fit` function of baseline `name` (see BASELINES)."""
-    try:
-        return BASELINES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown baseline {name!r}; valid names: {', '.join(sorted(BASELINES))}"
-        ) from None
+  """The `fit` function of baseline `name` (see BASELINES)."""
+  try:
+    return BASELINES[name]
+  except (KeyError, TypeError):
+    raise ValueError(f'unknown baseline {name!r}; valid names: {", ".join(sorted(BASELINES))}') from None
 
 
 def from_arrays(d: dict[str, np.ndarray]):
-    """Rebuild any encoder from its `to_arrays()` dict (e.g. a loaded npz)."""
-    if "method" not in d:
-        raise ValueError("arrays have no 'method' entry; use the module's from_arrays")
-    method = str(np.asarray(d["method"]))
-    if method not in _FROM_ARRAYS:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(sorted(_FROM_ARRAYS))}")
-    return _FROM_ARRAYS[method](d)
+  """Rebuild any encoder from its `to_arrays()` dict (e.g. a loaded npz)."""
+  if 'method' not in d:
+    raise ValueError("arrays have no 'method' entry; use the module's from_arrays")
+  method = str(np.asarray(d['method']))
+  if method not in _FROM_ARRAYS:
+    raise ValueError(f'unknown method {method!r}; valid: {", ".join(sorted(_FROM_ARRAYS))}')
+  return _FROM_ARRAYS[method](d)
 
 
-__all__ = ["BASELINES", "get", "from_arrays", "itq", "linear", "lsh", "pcah", "sh"]
+__all__ = ['BASELINES', 'get', 'from_arrays', 'itq', 'linear', 'lsh', 'pcah', 'sh']

@@ -25,71 +25,72 @@ import dataclasses
 
 import numpy as np
 
-from hashjax.baselines._common import (
-    check_bits, check_encode_input, check_features, pca, sign_codes,
-)
+from hashjax.baselines._common import check_bits
+from hashjax.baselines._common import check_encode_input
+from hashjax.baselines._common import check_features
+from hashjax.baselines._common import pca
+from hashjax.baselines._common import sign_codes
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ITQHash:
-    """encode(x) = sign((x - mean) @ components @ rotation), int8 ±1, sign(0) = +1."""
+  """encode(x) = sign((x - mean) @ components @ rotation), int8 ±1, sign(0) = +1."""
 
-    mean: np.ndarray               # (d,)
-    components: np.ndarray         # (d, K) PCA directions P
-    rotation: np.ndarray           # (K, K) orthogonal R
-    quantisation_loss: np.ndarray  # (n_iter + 1,) ||B - VR||_F^2 on the training set
+  mean: np.ndarray  # (d,)
+  components: np.ndarray  # (d, K) PCA directions P
+  rotation: np.ndarray  # (K, K) orthogonal R
+  quantisation_loss: np.ndarray  # (n_iter + 1,) ||B - VR||_F^2 on the training set
 
-    @property
-    def bits(self) -> int:
-        return self.rotation.shape[0]
+  @property
+  def bits(self) -> int:
+    return self.rotation.shape[0]
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        x = check_encode_input(x, self.components.shape[0])
-        return ((x - self.mean) @ self.components) @ self.rotation
+  def project(self, x: np.ndarray) -> np.ndarray:
+    x = check_encode_input(x, self.components.shape[0])
+    return ((x - self.mean) @ self.components) @ self.rotation
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        return sign_codes(self.project(x))
+  def encode(self, x: np.ndarray) -> np.ndarray:
+    return sign_codes(self.project(x))
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "method": np.array("itq"),
-            "mean": self.mean,
-            "components": self.components,
-            "rotation": self.rotation,
-            "quantisation_loss": self.quantisation_loss,
-        }
+  def to_arrays(self) -> dict[str, np.ndarray]:
+    return {
+      'method': np.array('itq'),
+      'mean': self.mean,
+      'components': self.components,
+      'rotation': self.rotation,
+      'quantisation_loss': self.quantisation_loss,
+    }
 
 
 def from_arrays(d: dict[str, np.ndarray]) -> ITQHash:
-    return ITQHash(
-        mean=np.asarray(d["mean"], np.float64),
-        components=np.asarray(d["components"], np.float64),
-        rotation=np.asarray(d["rotation"], np.float64),
-        quantisation_loss=np.asarray(d.get("quantisation_loss", np.zeros(0)), np.float64),
-    )
+  return ITQHash(
+    mean=np.asarray(d['mean'], np.float64),
+    components=np.asarray(d['components'], np.float64),
+    rotation=np.asarray(d['rotation'], np.float64),
+    quantisation_loss=np.asarray(d.get('quantisation_loss', np.zeros(0)), np.float64),
+  )
 
 
 def _quant_loss(v: np.ndarray, r: np.ndarray) -> float:
-    z = v @ r
-    return float(np.sum((sign_codes(z) - z) ** 2))
+  z = v @ r
+  return float(np.sum((sign_codes(z) - z) ** 2))
 
 
 def fit(features: np.ndarray, bits: int, *, seed: int = 0, n_iter: int = 50) -> ITQHash:
-    x = check_features(features)
-    bits = check_bits(bits, x.shape[1], "ITQ")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
-        raise ValueError(f"n_iter must be an int >= 0, got {n_iter!r}")
-    mean, comps, _ = pca(x, bits)
-    v = np.empty((x.shape[0], bits))
-    for i in range(0, x.shape[0], 8192):  # V = (X - mu) P without an n x d copy
-        v[i:i + 8192] = (x[i:i + 8192] - mean) @ comps
+  x = check_features(features)
+  bits = check_bits(bits, x.shape[1], 'ITQ')
+  if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
+    raise ValueError(f'n_iter must be an int >= 0, got {n_iter!r}')
+  mean, comps, _ = pca(x, bits)
+  v = np.empty((x.shape[0], bits))
+  for i in range(0, x.shape[0], 8192):  # V = (X - mu) P without an n x d copy
+    v[i : i + 8192] = (x[i : i + 8192] - mean) @ comps
 
-    r = np.linalg.svd(np.random.default_rng(seed).standard_normal((bits, bits)))[0]
-    losses = [_quant_loss(v, r)]
-    for _ in range(n_iter):
-        b = sign_codes(v @ r).astype(np.float64)
-        omega, _, psi_t = np.linalg.svd(b.T @ v)  # B^T V = Omega Sigma Psi^T
-        r = psi_t.T @ omega.T                      # R = Psi Omega^T
-        losses.append(_quant_loss(v, r))
-    return ITQHash(mean=mean, components=comps, rotation=r,
-                   quantisation_loss=np.asarray(losses))
+  r = np.linalg.svd(np.random.default_rng(seed).standard_normal((bits, bits)))[0]
+  losses = [_quant_loss(v, r)]
+  for _ in range(n_iter):
+    b = sign_codes(v @ r).astype(np.float64)
+    omega, _, psi_t = np.linalg.svd(b.T @ v)  # B^T V = Omega Sigma Psi^T
+    r = psi_t.T @ omega.T  # R = Psi Omega^T
+    losses.append(_quant_loss(v, r))
+  return ITQHash(mean=mean, components=comps, rotation=r, quantisation_loss=np.asarray(losses))

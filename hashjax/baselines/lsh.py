@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from hashjax.baselines._common import check_bits, check_features
-from hashjax.baselines.linear import LinearHash, from_arrays  # noqa: F401 (re-export)
+from hashjax.baselines._common import check_bits
+from hashjax.baselines._common import check_features
+from hashjax.baselines.linear import LinearHash  # noqa: F401 (re-export)
+from hashjax.baselines.linear import from_arrays  # noqa: F401 (re-export)
 
 
 def fit(features: np.ndarray, bits: int, *, seed: int = 0, centre: bool = True) -> LinearHash:
-    """Draw W ~ N(0, I) of shape (d, bits) from np.random.default_rng(seed).
+  """Draw W ~ N(0, I) of shape (d, bits) from np.random.default_rng(seed).
 
-    Only the mean (if `centre`) and the dimension are read from `features`.
-    Unlike PCAH/ITQ, bits may exceed the feature dimension.
-    """
-    x = check_features(features)
-    bits = check_bits(bits)
-    d = x.shape[1]
-    mean = x.mean(axis=0) if centre else np.zeros(d)
-    w = np.random.default_rng(seed).standard_normal((d, bits))
-    return LinearHash(mean=mean, projection=w, method="lsh")
+  Only the mean (if `centre`) and the dimension are read from `features`.
+  Unlike PCAH/ITQ, bits may exceed the feature dimension.
+  """
+  x = check_features(features)
+  bits = check_bits(bits)
+  d = x.shape[1]
+  mean = x.mean(axis=0) if centre else np.zeros(d)
+  w = np.random.default_rng(seed).standard_normal((d, bits))
+  return LinearHash(mean=mean, projection=w, method='lsh')

@@ -27,6 +27,7 @@ def _per_example(fn: Callable[[jax.Array, jax.Array], jax.Array]):
   def batched(images: jax.Array, rng: jax.Array) -> jax.Array:
     keys = jax.random.split(rng, images.shape[0])
     return jax.vmap(fn)(images, keys)
+
   return batched
 
 
@@ -62,6 +63,7 @@ def _resize_crop_flip(images: jax.Array, rng: jax.Array) -> jax.Array:
     dy = jax.random.randint(k_crop, (), 0, big[0] - h + 1)
     dx = jax.random.randint(jax.random.fold_in(k_crop, 1), (), 0, big[1] - w + 1)
     return _flip(jax.lax.dynamic_slice(image, (dy, dx, 0), (h, w, c)), k_flip)
+
   return jax.vmap(one)(images, jax.random.split(rng, b))
 
 
@@ -95,8 +97,9 @@ def _random_resized_crop(image, key, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
   y0 = jax.random.uniform(k_y, ()) * (h - crop_h)
   x0 = jax.random.uniform(k_x, ()) * (w - crop_w)
   zoom = jnp.stack([h / crop_h, w / crop_w])
-  return jax.image.scale_and_translate(image, image.shape, (0, 1), zoom, -jnp.stack([y0, x0]) * zoom,
-                                       method='linear', antialias=True)
+  return jax.image.scale_and_translate(
+    image, image.shape, (0, 1), zoom, -jnp.stack([y0, x0]) * zoom, method='linear', antialias=True
+  )
 
 
 def _rgb_to_yiq(image):
@@ -166,12 +169,12 @@ def _simclr(image, key):
 
 
 AUGMENTATIONS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    'none': lambda images, rng: images,
-    'flip': _per_example(_flip),
-    'crop': _per_example(_crop),
-    'crop_flip': _per_example(_crop_flip),
-    'resize_crop_flip': _resize_crop_flip,
-    'simclr': _per_example(_simclr),
+  'none': lambda images, rng: images,
+  'flip': _per_example(_flip),
+  'crop': _per_example(_crop),
+  'crop_flip': _per_example(_crop_flip),
+  'resize_crop_flip': _resize_crop_flip,
+  'simclr': _per_example(_simclr),
 }
 
 

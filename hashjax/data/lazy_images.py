@@ -27,9 +27,11 @@ class LazyImages:
   @classmethod
   def from_records(cls, records: Sequence, key: str = 'image') -> LazyImages:
     """Over a random-access sequence of dicts (a tfds data source); grey images get a channel axis."""
+
     def read(i):
       image = np.asarray(records[int(i)][key], np.uint8)
       return image if image.ndim == 3 else image[..., None]
+
     return cls(read, np.arange(len(records)), read(0).shape)
 
   @classmethod
@@ -42,6 +44,7 @@ class LazyImages:
     def read(i):
       part = int(np.searchsorted(bounds, i, side='right')) - 1
       return parts[part].read_one(i - bounds[part])
+
     return cls(read, np.arange(bounds[-1]), parts[0].shape[1:])
 
   def __len__(self) -> int:

@@ -18,17 +18,24 @@ import numpy as np
 class TrainBatches:
   """Random-access training batches: `batches[step]` -> dict of host numpy arrays (this process's slice)."""
 
-  def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
-               global_batch_size: int, seed: int,
-               extras: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None):
+  def __init__(
+    self,
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    global_batch_size: int,
+    seed: int,
+    extras: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+  ):
     if global_batch_size % jax.process_count():
       raise ValueError(f'batch_size {global_batch_size} must be divisible by the process count {jax.process_count()}')
     if len(indices) < global_batch_size:
       raise ValueError(f'batch_size {global_batch_size} is larger than the training set ({len(indices)} images)')
     self.images, self.labels, self.indices = images, labels, np.asarray(indices)
     self.global_batch_size = global_batch_size
-    self.order = (grain.MapDataset.range(len(indices)).seed(seed).shuffle().repeat()
-                  .batch(global_batch_size, drop_remainder=True))
+    self.order = (
+      grain.MapDataset.range(len(indices)).seed(seed).shuffle().repeat().batch(global_batch_size, drop_remainder=True)
+    )
     self.steps_per_epoch = len(indices) // global_batch_size
     # Hook for methods whose batches carry host-side data: extras(pool positions of the global
     # batch) -> {key: array with one row per example} (CIMON graph=global: its graph's blocks).
@@ -61,10 +68,10 @@ def eval_batches(images: np.ndarray, indices: np.ndarray, batch_size: int) -> It
   """
   n = len(indices)
   for start in range(0, n, batch_size):
-    idx = indices[start:start + batch_size]
+    idx = indices[start : start + batch_size]
     valid = len(idx)
     if valid < batch_size:
       idx = np.concatenate([idx, np.full(batch_size - valid, idx[-1])])
     local = batch_size // jax.process_count()
-    idx = idx[jax.process_index() * local:(jax.process_index() + 1) * local]
+    idx = idx[jax.process_index() * local : (jax.process_index() + 1) * local]
     yield images[idx], valid

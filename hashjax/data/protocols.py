@@ -22,7 +22,7 @@ class Protocol:
   images: np.ndarray  # the pool, uint8 (N, H, W, C); a lazy_images.LazyImages with per-process reads
   labels: np.ndarray  # (N,) class ids or (N, C) multi-hot
   num_classes: int
-  train: np.ndarray   # indices into the pool
+  train: np.ndarray  # indices into the pool
   query: np.ndarray
   database: np.ndarray
   seed: int
@@ -30,8 +30,14 @@ class Protocol:
   origin: str = ''
 
   def summary(self) -> dict:
-    return {'protocol': self.name, 'seed': self.seed, 'train': len(self.train),
-            'query': len(self.query), 'database': len(self.database), 'description': self.description}
+    return {
+      'protocol': self.name,
+      'seed': self.seed,
+      'train': len(self.train),
+      'query': len(self.query),
+      'database': len(self.database),
+      'description': self.description,
+    }
 
 
 def _pool(source: sources_lib.Source) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -64,8 +70,11 @@ def full(source, seed, train_per_class=0, **unused):
   _require(r, 'train', 'test')
   database, db_name = (r['database'], 'database split') if 'database' in r else (r['train'], 'train split')
   if not train_per_class:
-    desc = ('query = test split, database = database split, train = train split' if 'database' in r
-            else 'query = test split, database = train = train split')
+    desc = (
+      'query = test split, database = database split, train = train split'
+      if 'database' in r
+      else 'query = test split, database = train = train split'
+    )
     return images, labels, r['train'], r['test'], database, desc
   if labels.ndim != 1:
     raise ValueError('full: train_per_class needs single-label data (class ids)')
@@ -76,8 +85,14 @@ def full(source, seed, train_per_class=0, **unused):
     if len(members) < train_per_class:
       raise ValueError(f'full: class {c} has {len(members)} training images < train_per_class = {train_per_class}')
     train.append(rng.choice(members, train_per_class, replace=False))
-  return (images, labels, np.sort(np.concatenate(train)), r['test'], database,
-          f'query = test split, database = {db_name}, train = {train_per_class}/class of the train split')
+  return (
+    images,
+    labels,
+    np.sort(np.concatenate(train)),
+    r['test'],
+    database,
+    f'query = test split, database = {db_name}, train = {train_per_class}/class of the train split',
+  )
 
 
 def test_vs_test(source, seed, **unused):
@@ -85,7 +100,14 @@ def test_vs_test(source, seed, **unused):
   del unused
   images, labels, r = _pool(source)
   _require(r, 'train', 'test')
-  return images, labels, r['train'], r['test'], r['test'], 'query = database = test split (self-matches included); train = train split'
+  return (
+    images,
+    labels,
+    r['train'],
+    r['test'],
+    r['test'],
+    'query = database = test split (self-matches included); train = train split',
+  )
 
 
 def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_database=False, **unused):
@@ -100,14 +122,17 @@ def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_d
   for c in np.unique(labels):
     members = rng.permutation(np.flatnonzero(labels == c))
     if len(members) < query_per_class + train_per_class:
-      raise ValueError(f'class {c} has {len(members)} images, fewer than '
-                       f'query_per_class + train_per_class = {query_per_class + train_per_class}')
+      raise ValueError(
+        f'class {c} has {len(members)} images, fewer than '
+        f'query_per_class + train_per_class = {query_per_class + train_per_class}'
+      )
     query.append(members[:query_per_class])
-    train.append(members[query_per_class:query_per_class + train_per_class])
+    train.append(members[query_per_class : query_per_class + train_per_class])
   query, train = np.sort(np.concatenate(query)), np.sort(np.concatenate(train))
   database = np.setdiff1d(np.arange(len(labels)), query if train_in_database else np.union1d(query, train))
-  desc = (f'pool all splits; {query_per_class}/class query, {train_per_class}/class train, database = '
-          + ('all non-query images (train included)' if train_in_database else 'the rest (train excluded)'))
+  desc = f'pool all splits; {query_per_class}/class query, {train_per_class}/class train, database = ' + (
+    'all non-query images (train included)' if train_in_database else 'the rest (train excluded)'
+  )
   return images, labels, train, query, database, desc
 
 
@@ -118,15 +143,22 @@ def random_split(source, seed, query_size=5000, train_size=10000, train_in_datab
   del unused
   images, labels, _ = _pool(source)
   if query_size + train_size > len(labels):
-    raise ValueError(f'random_split: query_size + train_size = {query_size + train_size} exceeds the '
-                     f'{len(labels)} images of the pool')
+    raise ValueError(
+      f'random_split: query_size + train_size = {query_size + train_size} exceeds the {len(labels)} images of the pool'
+    )
   order = np.random.default_rng(seed).permutation(len(labels))
   query, rest = np.sort(order[:query_size]), order[query_size:]
   train = np.sort(rest[:train_size])
   database = np.sort(rest if train_in_database else rest[train_size:])
-  return (images, labels, train, query, database,
-          f'pool all splits; {query_size} random queries, {train_size} random training images, database = '
-          + ('all non-query images (train included)' if train_in_database else 'the rest (train excluded)'))
+  return (
+    images,
+    labels,
+    train,
+    query,
+    database,
+    f'pool all splits; {query_size} random queries, {train_size} random training images, database = '
+    + ('all non-query images (train included)' if train_in_database else 'the rest (train excluded)'),
+  )
 
 
 def validation(source, seed, query_fraction=1 / 6, **unused):
@@ -141,8 +173,14 @@ def validation(source, seed, query_fraction=1 / 6, **unused):
   if not 0 < n_query < len(members):
     raise ValueError(f'validation protocol: query_fraction={query_fraction} leaves no query or no training image')
   query, train = np.sort(members[:n_query]), np.sort(members[n_query:])
-  return (images, labels, train, query, train,
-          f'train split only: {n_query} held-out queries, database = train = the other {len(train)} (test split unused)')
+  return (
+    images,
+    labels,
+    train,
+    query,
+    train,
+    f'train split only: {n_query} held-out queries, database = train = the other {len(train)} (test split unused)',
+  )
 
 
 def unlabelled(source, seed, train_size=20000, **unused):
@@ -161,23 +199,29 @@ def unlabelled(source, seed, train_size=20000, **unused):
   n_labelled, n_test = len(labelled.images), len(test.images)
   database, query = np.arange(n_labelled), np.arange(n_labelled, n_labelled + n_test)
   train = np.arange(n_labelled + n_test, len(images))
-  return (images, labels, train, query, database,
-          f'train = {train_size} random unlabelled images (no labels); query = test split, database = train split')
+  return (
+    images,
+    labels,
+    train,
+    query,
+    database,
+    f'train = {train_size} random unlabelled images (no labels); query = test split, database = train split',
+  )
 
 
 RECIPES = {
-    'full': full,
-    'test_vs_test': test_vs_test,
-    'per_class': per_class,
-    'unlabelled': unlabelled,  # STL-10: train on a subset of the unlabelled split
-    'random_split': random_split,
-    # MS-COCO as HashNet: 5,000 queries, database = the rest, 10,000 training images from it.
-    'coco_hashnet': functools.partial(random_split, query_size=5000, train_size=10000, train_in_database=True),
-    'validation': validation,  # hyperparameter search: held-out train images as queries
-    # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
-    'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
-    # CIMON / DistillHash: 1000/class query, 500/class train, database = all 50k non-query images.
-    'cimon': functools.partial(per_class, query_per_class=1000, train_per_class=500, train_in_database=True),
+  'full': full,
+  'test_vs_test': test_vs_test,
+  'per_class': per_class,
+  'unlabelled': unlabelled,  # STL-10: train on a subset of the unlabelled split
+  'random_split': random_split,
+  # MS-COCO as HashNet: 5,000 queries, database = the rest, 10,000 training images from it.
+  'coco_hashnet': functools.partial(random_split, query_size=5000, train_size=10000, train_in_database=True),
+  'validation': validation,  # hyperparameter search: held-out train images as queries
+  # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
+  'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
+  # CIMON / DistillHash: 1000/class query, 500/class train, database = all 50k non-query images.
+  'cimon': functools.partial(per_class, query_per_class=1000, train_per_class=500, train_in_database=True),
 }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 class Split:
   """One split. images: uint8 (N, H, W, C), in memory or a lazy_images.LazyImages (read when
   indexed); labels: int32 (N,) class ids (-1: unlabelled) or 0/1 multi-hot (N, C), always in memory."""
+
   images: np.ndarray
   labels: np.ndarray
 

@@ -28,11 +28,11 @@ small and always in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
 import gzip
 import os
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 
@@ -56,6 +56,7 @@ DIGITS_TEST_SIZE = 297  # fixed, seeded split of the 1797 images: 1500 train / 2
 def load_digits(data_dir: str | None = None, lazy: bool = False) -> Source:
   del data_dir, lazy
   from sklearn.datasets import load_digits as sk_load_digits  # pylint: disable=g-import-not-at-top
+
   d = sk_load_digits()
   # Values are 0..16: scale to the full uint8 range so every source looks alike.
   images = np.clip(d.images * 16, 0, 255).astype(np.uint8)[..., None]
@@ -68,11 +69,13 @@ def load_digits(data_dir: str | None = None, lazy: bool = False) -> Source:
 
 # ---------------------------------------------------------------- IDX files
 IDX_DIRS = {
-    'fashion_mnist': ('/usr/share/datasets/fashion-mnist', 'sudo apt-get install dataset-fashion-mnist'),
-    'mnist': ('/usr/share/datasets/mnist', 'python -m hashjax.prepare_data mnist'),
+  'fashion_mnist': ('/usr/share/datasets/fashion-mnist', 'sudo apt-get install dataset-fashion-mnist'),
+  'mnist': ('/usr/share/datasets/mnist', 'python -m hashjax.prepare_data mnist'),
 }
-IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-             'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+IDX_FILES = {
+  'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+  'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -86,7 +89,7 @@ def read_idx(path: str) -> np.ndarray:
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
     raise ValueError(f'{path} is not an unsigned-byte IDX file (bad magic number)')
   ndim = data[3]
-  shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], 'big') for i in range(ndim))
+  shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim))
   array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
   if array.size != int(np.prod(shape)):
     raise ValueError(f'{path} is truncated: header says {shape}, found {array.size} values')
@@ -109,15 +112,15 @@ def load_idx(name: str, data_dir: str | None = None, lazy: bool = False) -> Sour
     img_path, lbl_path = _find(directory, img_stem), _find(directory, lbl_stem)
     if img_path is None or lbl_path is None:
       raise DatasetUnavailableError(
-          f'{name}: IDX files {img_stem}[.gz] / {lbl_stem}[.gz] not found in {directory}. '
-          f'Get them with: {how}  (or point --config.dataset.data_dir at a folder holding them)')
+        f'{name}: IDX files {img_stem}[.gz] / {lbl_stem}[.gz] not found in {directory}. '
+        f'Get them with: {how}  (or point --config.dataset.data_dir at a folder holding them)'
+      )
     splits[split] = Split(read_idx(img_path)[..., None], read_idx(lbl_path).astype(np.int32))
   return Source(name, splits, 10, f'IDX files in {directory}')
 
 
 # ---------------------------------------------------------------- tensorflow-datasets
-TFDS_NUM_CLASSES = {'cifar10': 10, 'cifar100': 100, 'mnist': 10, 'fashion_mnist': 10, 'stl10': 10,
-                    'svhn_cropped': 10}
+TFDS_NUM_CLASSES = {'cifar10': 10, 'cifar100': 100, 'mnist': 10, 'fashion_mnist': 10, 'stl10': 10, 'svhn_cropped': 10}
 
 
 def split_from_records(records, label_records=None) -> Split:
@@ -132,6 +135,7 @@ def load_tfds(name: str, data_dir: str | None = None, lazy: bool = False) -> Sou
   """Reads prepared array_record files through `tfds.data_source` (no TensorFlow needed); lazy:
   images decoded when indexed (`split_from_records`), else every split read into memory."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   try:
     builder = tfds.builder(name, data_dir=data_dir)
     info = builder.info
@@ -140,14 +144,21 @@ def load_tfds(name: str, data_dir: str | None = None, lazy: bool = False) -> Sou
     sources = {s: tfds.data_source(name, split=s, data_dir=data_dir) for s in info.splits}
   except Exception as e:  # tfds raises several types for "not there"
     raise DatasetUnavailableError(
-        f'{name}: tensorflow-datasets copy not prepared ({e}). Get it (needs internet once) with: '
-        f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')) from e
+      f'{name}: tensorflow-datasets copy not prepared ({e}). Get it (needs internet once) with: '
+      f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')
+    ) from e
   if lazy:
     no_images = {'image': tfds.decode.SkipDecoding()}
-    splits = {s: split_from_records(source, tfds.data_source(name, split=s, data_dir=data_dir, decoders=no_images))
-              for s, source in sources.items()}
-    return Source(name, splits, TFDS_NUM_CLASSES.get(name, info.features['label'].num_classes),
-                  f'tfds {name} in {data_dir or "~/tensorflow_datasets"}, records read per process')
+    splits = {
+      s: split_from_records(source, tfds.data_source(name, split=s, data_dir=data_dir, decoders=no_images))
+      for s, source in sources.items()
+    }
+    return Source(
+      name,
+      splits,
+      TFDS_NUM_CLASSES.get(name, info.features['label'].num_classes),
+      f'tfds {name} in {data_dir or "~/tensorflow_datasets"}, records read per process',
+    )
   splits = {}
   for split, source in sources.items():
     # Filled in place: STL-10's 100k unlabelled 96x96 images are 2.8 GB, a list of records twice that.
@@ -158,8 +169,12 @@ def load_tfds(name: str, data_dir: str | None = None, lazy: bool = False) -> Sou
       record = source[i]
       images[i], labels[i] = record['image'], record.get('label', -1)  # unlabelled splits: -1
     splits[split] = Split(images if images.ndim == 4 else images[..., None], labels)
-  return Source(name, splits, TFDS_NUM_CLASSES.get(name, info.features['label'].num_classes),
-                f'tfds {name} in {data_dir or "~/tensorflow_datasets"}')
+  return Source(
+    name,
+    splits,
+    TFDS_NUM_CLASSES.get(name, info.features['label'].num_classes),
+    f'tfds {name} in {data_dir or "~/tensorflow_datasets"}',
+  )
 
 
 def _idx_then_tfds(name: str) -> Callable[[str | None, bool], Source]:
@@ -171,46 +186,53 @@ def _idx_then_tfds(name: str) -> Callable[[str | None, bool], Source]:
         return load_tfds(name, data_dir, lazy)
       except DatasetUnavailableError as tfds_error:
         raise DatasetUnavailableError(f'{idx_error}; or: {tfds_error}') from None
+
   return load
 
 
 def _files_then_tfds(name: str, reader) -> Callable[..., Source]:
   """The published files (`reader`: a formats module) when data_dir holds them, else tfds."""
+
   def load(data_dir: str | None = None, lazy: bool = False, **options) -> Source:
     if options.get('label_type', 'fine') not in cifar_python.LABEL_TYPES:
-      raise ValueError(f'dataset.label_type={options["label_type"]!r}: valid values are '
-                       f'{", ".join(cifar_python.LABEL_TYPES)}')
+      raise ValueError(
+        f'dataset.label_type={options["label_type"]!r}: valid values are {", ".join(cifar_python.LABEL_TYPES)}'
+      )
     location = reader.locate(name, data_dir)
     if location is not None:
       return reader.load(name, location, **options)
     if options.get('label_type', 'fine') != 'fine':  # tfds's cifar100 records carry fine labels only here
-      raise ValueError(f'{name}: dataset.label_type={options["label_type"]!r} needs {reader.expected(name)} '
-                       f'in dataset.data_dir (the tensorflow-datasets route reads fine labels)')
+      raise ValueError(
+        f'{name}: dataset.label_type={options["label_type"]!r} needs {reader.expected(name)} '
+        f'in dataset.data_dir (the tensorflow-datasets route reads fine labels)'
+      )
     try:
       return load_tfds(name, data_dir, lazy)
     except DatasetUnavailableError as e:
       raise DatasetUnavailableError(
-          f'{name}: no {reader.expected(name)} in {data_dir or "dataset.data_dir (unset)"}: download it and '
-          f'point --config.dataset.data_dir at it; or a tensorflow-datasets copy: '
-          f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')) from e
+        f'{name}: no {reader.expected(name)} in {data_dir or "dataset.data_dir (unset)"}: download it and '
+        f'point --config.dataset.data_dir at it; or a tensorflow-datasets copy: '
+        f'python -m hashjax.prepare_data {name}' + (f' --data_dir {data_dir}' if data_dir else '')
+      ) from e
+
   return load
 
 
 SOURCES: dict[str, Callable[..., Source]] = {
-    'digits': load_digits,
-    'fashion_mnist': _idx_then_tfds('fashion_mnist'),
-    'mnist': _idx_then_tfds('mnist'),
-    'cifar10': _files_then_tfds('cifar10', cifar_python),
-    'cifar100': _files_then_tfds('cifar100', cifar_python),
-    'stl10': _files_then_tfds('stl10', stl10_binary),
-    # DeepHash-pytorch's image lists; image_list: any label set in that layout.
-    'nus_wide_21': functools.partial(image_list.load, 'nus_wide_21'),
-    'coco': functools.partial(image_list.load, 'coco'),
-    'imagenet100': functools.partial(image_list.load, 'imagenet100'),
-    'mirflickr25k': functools.partial(image_list.load, 'mirflickr25k'),
-    'voc2012': functools.partial(image_list.load, 'voc2012'),
-    'image_list': functools.partial(image_list.load, 'image_list'),
-    'image_folder': functools.partial(image_folder.load, 'image_folder'),
+  'digits': load_digits,
+  'fashion_mnist': _idx_then_tfds('fashion_mnist'),
+  'mnist': _idx_then_tfds('mnist'),
+  'cifar10': _files_then_tfds('cifar10', cifar_python),
+  'cifar100': _files_then_tfds('cifar100', cifar_python),
+  'stl10': _files_then_tfds('stl10', stl10_binary),
+  # DeepHash-pytorch's image lists; image_list: any label set in that layout.
+  'nus_wide_21': functools.partial(image_list.load, 'nus_wide_21'),
+  'coco': functools.partial(image_list.load, 'coco'),
+  'imagenet100': functools.partial(image_list.load, 'imagenet100'),
+  'mirflickr25k': functools.partial(image_list.load, 'mirflickr25k'),
+  'voc2012': functools.partial(image_list.load, 'voc2012'),
+  'image_list': functools.partial(image_list.load, 'image_list'),
+  'image_folder': functools.partial(image_folder.load, 'image_folder'),
 }
 
 # `dataset.*` config keys a source reads besides data_dir; '' / 0 / None mean unset. Each dataset
@@ -218,14 +240,14 @@ SOURCES: dict[str, Callable[..., Source]] = {
 OPTIONS = ('list_dir', 'decode_size', 'label_type')
 _LIST_OPTIONS = ('list_dir', 'decode_size')
 SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
-    'cifar100': ('label_type',),
-    'nus_wide_21': _LIST_OPTIONS,
-    'coco': _LIST_OPTIONS,
-    'imagenet100': _LIST_OPTIONS,
-    'mirflickr25k': _LIST_OPTIONS,
-    'voc2012': _LIST_OPTIONS,
-    'image_list': _LIST_OPTIONS,
-    'image_folder': ('decode_size',),
+  'cifar100': ('label_type',),
+  'nus_wide_21': _LIST_OPTIONS,
+  'coco': _LIST_OPTIONS,
+  'imagenet100': _LIST_OPTIONS,
+  'mirflickr25k': _LIST_OPTIONS,
+  'voc2012': _LIST_OPTIONS,
+  'image_list': _LIST_OPTIONS,
+  'image_folder': ('decode_size',),
 }
 
 
@@ -258,6 +280,7 @@ def load(name: str, data_dir: str | None = None, lazy: bool = False, **options) 
       raise ValueError(f'unknown dataset option {key!r}; valid: {", ".join(OPTIONS)}')
     if key not in SOURCE_OPTIONS.get(name, ()):
       users = sorted(n for n, keys in SOURCE_OPTIONS.items() if key in keys)
-      raise ValueError(f'dataset.{key}={options[key]!r} does not apply to {name} '
-                       f'(only to {", ".join(users)}): unset it')
+      raise ValueError(
+        f'dataset.{key}={options[key]!r} does not apply to {name} (only to {", ".join(users)}): unset it'
+      )
   return SOURCES[name](data_dir, lazy, **options)

@@ -33,17 +33,27 @@ import jax.numpy as jnp
 SLOPE_SCHEDULES = ('constant', 'linear', 'exponential')
 
 
+def validate(ctx) -> None:
+  config = ctx.loss
+  if config.slope_schedule not in SLOPE_SCHEDULES:
+    raise ValueError(
+      f'unknown loss.slope_schedule {config.slope_schedule!r}; valid names: {", ".join(SLOPE_SCHEDULES)}'
+    )
+  if config.slope_start <= 0 or config.slope_end <= 0:
+    raise ValueError(
+      f'loss.slope_start and loss.slope_end must be positive, got {config.slope_start} and {config.slope_end}'
+    )
+  if config.slope_steps <= 0 or config.slope_update_every <= 0:
+    raise ValueError(
+      f'loss.slope_steps and loss.slope_update_every must be positive, got '
+      f'{config.slope_steps} and {config.slope_update_every}'
+    )
+
+
 def slope_at(step: jax.Array, config) -> jax.Array:
   """The tanh slope b at `step` (a traced int scalar is fine) under `config`'s slope schedule."""
   name = config.slope_schedule
-  if name not in SLOPE_SCHEDULES:
-    raise ValueError(f'unknown loss.slope_schedule {name!r}; valid names: {", ".join(SLOPE_SCHEDULES)}')
   start, end = float(config.slope_start), float(config.slope_end)
-  if start <= 0 or end <= 0:
-    raise ValueError(f'loss.slope_start and loss.slope_end must be positive, got {start} and {end}')
-  if config.slope_steps <= 0 or config.slope_update_every <= 0:
-    raise ValueError(f'loss.slope_steps and loss.slope_update_every must be positive, got '
-                     f'{config.slope_steps} and {config.slope_update_every}')
   if name == 'constant':
     return jnp.asarray(start, jnp.float32)
   step = jnp.asarray(step, jnp.int32)
@@ -65,8 +75,12 @@ def loss_fn(params, batch, rng, *, forward, config):
   slope = slope_at(batch['step'], config)
   _, h, reconstruction = forward(params, images, train=True, rng=rng, reconstruct_slope=slope)
   mse = jnp.mean(jnp.square(reconstruction - images.astype(jnp.float32)))
-  metrics = {'mse': mse, 'slope': slope, 'binary_fraction': binary_fraction(h, config.binary_threshold),
-             'mean_abs_code': jnp.mean(jnp.abs(h))}
+  metrics = {
+    'mse': mse,
+    'slope': slope,
+    'binary_fraction': binary_fraction(h, config.binary_threshold),
+    'mean_abs_code': jnp.mean(jnp.abs(h)),
+  }
   return mse, metrics
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.stats import norm
+import numpy as np
 
 from hashjax import spectral
 from hashjax.methods import cimon_features
@@ -102,10 +102,19 @@ def cluster_agreement(similarity: jax.Array, labels: jax.Array) -> jax.Array:
   return ((same - 0.5) * 2.0 * similarity + 1.0) / 2.0
 
 
-def similarity_graph(features: jax.Array, key: jax.Array, *, threshold: float, num_clusters: int,
-                     gamma: float = 1.0, kmeans_restarts: int = 10, kmeans_iters: int = 50,
-                     center_features: bool = False, eigen_solver: str = 'subspace',
-                     assign_labels: str = 'kmeans'):
+def similarity_graph(
+  features: jax.Array,
+  key: jax.Array,
+  *,
+  threshold: float,
+  num_clusters: int,
+  gamma: float = 1.0,
+  kmeans_restarts: int = 10,
+  kmeans_iters: int = 50,
+  center_features: bool = False,
+  eigen_solver: str = 'subspace',
+  assign_labels: str = 'kmeans',
+):
   """(S, W, stats) of one view's features (B, D), as the official `generate_similarity_weight_matrix`.
 
   `center_features` subtracts the batch mean first (not in the official code): the features of a
@@ -120,9 +129,15 @@ def similarity_graph(features: jax.Array, key: jax.Array, *, threshold: float, n
   similarity = jnp.where(distance <= threshold, 1.0, -1.0)
   w1, stats = confidence_weights(distance, threshold)
   affinity = jnp.exp(-2.0 * gamma * jnp.maximum(distance, 0.0))  # |u_i - u_j|^2 = 2 d_ij for unit u
-  labels = spectral.spectral_clustering_affinity(affinity, num_clusters, key, num_restarts=kmeans_restarts,
-                                                 num_iters=kmeans_iters, eigen_solver=eigen_solver,
-                                                 assign_labels=assign_labels)
+  labels = spectral.spectral_clustering_affinity(
+    affinity,
+    num_clusters,
+    key,
+    num_restarts=kmeans_restarts,
+    num_iters=kmeans_iters,
+    eigen_solver=eigen_solver,
+    assign_labels=assign_labels,
+  )
   return similarity, w1 * cluster_agreement(similarity, labels), {**stats, 'clusters': labels}
 
 
@@ -146,51 +161,65 @@ def nt_xent(codes1: jax.Array, codes2: jax.Array, tau: float) -> jax.Array:
 def objective(codes1, codes2, graph1, graph2, *, tau: float, eta: float):
   """The CIMON loss of the two views' tanh outputs and their (S, W) graphs: (loss, metrics)."""
   (s1, w1), (s2, w2) = graph1, graph2
-  semantic = (semantic_term(codes1, w2, s2) + semantic_term(codes2, w1, s1)
-              + semantic_term(codes2, w2, s2) + semantic_term(codes1, w1, s1))
+  semantic = (
+    semantic_term(codes1, w2, s2)
+    + semantic_term(codes2, w1, s1)
+    + semantic_term(codes2, w2, s2)
+    + semantic_term(codes1, w1, s1)
+  )
   contrastive = nt_xent(codes1, codes2, tau)
-  metrics = {'semantic_loss': semantic, 'contrastive_loss': contrastive,
-             'positive_fraction': (jnp.mean(s1 > 0) + jnp.mean(s2 > 0)) / 2,
-             'mean_weight': (jnp.mean(w1) + jnp.mean(w2)) / 2}
+  metrics = {
+    'semantic_loss': semantic,
+    'contrastive_loss': contrastive,
+    'positive_fraction': (jnp.mean(s1 > 0) + jnp.mean(s2 > 0)) / 2,
+    'mean_weight': (jnp.mean(w1) + jnp.mean(w2)) / 2,
+  }
   return semantic + eta * contrastive, metrics
 
 
-def check_config(config, batch_size: int | None = None) -> None:
-  """Fails on bad `config.loss` values (`config` is the loss group), naming the valid range."""
+def validate(ctx) -> None:
+  """Fails on bad `config.loss` values, naming the valid range."""
+  config, batch_size = ctx.loss, ctx.config.batch_size
   if config.graph not in GRAPHS:
     raise ValueError(f'unknown loss.graph {config.graph!r}; valid: {", ".join(GRAPHS)}')
   if not 0 <= config.threshold <= 2:
     raise ValueError(f'loss.threshold is a cosine distance, in [0, 2]; got {config.threshold}')
-  if config.num_clusters < 2 or (batch_size is not None and config.graph == 'batch' and config.num_clusters > batch_size):
-    raise ValueError(f'loss.num_clusters must be in [2, batch size {batch_size}] with graph=batch; got {config.num_clusters}')
+  if config.num_clusters < 2 or (config.graph == 'batch' and config.num_clusters > batch_size):
+    raise ValueError(
+      f'loss.num_clusters must be in [2, batch size {batch_size}] with graph=batch; got {config.num_clusters}'
+    )
   if config.tau <= 0 or config.eta < 0:
     raise ValueError(f'loss.tau must be > 0 and loss.eta >= 0; got tau={config.tau}, eta={config.eta}')
-  if config.get('eigen_solver', 'eigh') not in spectral.EIGEN_SOLVERS:
+  if config.eigen_solver not in spectral.EIGEN_SOLVERS:
     raise ValueError(f'unknown loss.eigen_solver {config.eigen_solver!r}; valid: {", ".join(spectral.EIGEN_SOLVERS)}')
-  if config.get('assign_labels', 'kmeans') not in spectral.ASSIGN_LABELS:
+  if config.assign_labels not in spectral.ASSIGN_LABELS:
     raise ValueError(f'unknown loss.assign_labels {config.assign_labels!r}; valid: {", ".join(spectral.ASSIGN_LABELS)}')
   cimon_features.check(config)
   if config.kmeans_restarts < 1 or config.kmeans_iters < 1:
-    raise ValueError(f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got '
-                     f'{config.kmeans_restarts}, {config.kmeans_iters}')
+    raise ValueError(
+      f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got {config.kmeans_restarts}, {config.kmeans_iters}'
+    )
 
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure CIMON objective on batch['views'] (two augmented views): (params, batch, rng) -> (loss, metrics)."""
   view1, view2 = batch['views']
-  check_config(config, view1.shape[0])
   rng1, rng2, graph_rng = jax.random.split(rng, 3)
   features1, codes1 = forward(params, view1, train=True, rng=rng1, with_features=True)
   features2, codes2 = forward(params, view2, train=True, rng=rng2, with_features=True)
   extra = {}
   if config.graph == 'batch':
     key1, key2 = jax.random.split(graph_rng)
-    graph_args = dict(threshold=config.threshold, num_clusters=config.num_clusters, gamma=config.gamma,
-                      kmeans_restarts=config.kmeans_restarts, kmeans_iters=config.kmeans_iters,
-                      center_features=config.center_features,
-                      # configs written before the key existed resume with the solver they ran with
-                      eigen_solver=config.get('eigen_solver', 'eigh'),
-                      assign_labels=config.get('assign_labels', 'kmeans'))
+    graph_args = dict(
+      threshold=config.threshold,
+      num_clusters=config.num_clusters,
+      gamma=config.gamma,
+      kmeans_restarts=config.kmeans_restarts,
+      kmeans_iters=config.kmeans_iters,
+      center_features=config.center_features,
+      eigen_solver=config.eigen_solver,
+      assign_labels=config.assign_labels,
+    )
     if 'graph_features' in batch:  # a fixed source: one graph of the un-augmented images
       s1, w1, stats = similarity_graph(batch['graph_features'], key1, **graph_args)
       s2, w2 = s1, w1
@@ -204,24 +233,35 @@ def loss_fn(params, batch, rng, *, forward, config):
   return loss, {**metrics, **extra}
 
 
-def batch_extras(config, forward, preprocess, params, protocol, params_sharding, batch_sharding):
+def batch_extras(ctx, params):
   """graph=global: builds the official graph once and returns the host gather of its batch blocks;
   graph=batch with a fixed feature source: the gather of the batch's feature rows.
 
-  Called by `train.build` before anything compiles, so it also checks the loss config early.
+  The global graph is data, not state: 4 dense N x N matrices (400 MB at N = 5000) that never change
+  after they are built, so every batch carries its blocks, as DSH's fixed pairs, instead of every
+  checkpoint and every device holding them.
   """
-  check_config(config.loss, config.batch_size)
-  fixed = cimon_features.fixed_features(config.loss, protocol.images, protocol.train)
-  if config.loss.graph == 'batch':
+  protocol = ctx.protocol
+  fixed = cimon_features.fixed_features(ctx.loss, protocol.images, protocol.train)
+  if ctx.loss.graph == 'batch':
     return None if fixed is None else (lambda positions: {'graph_features': fixed[positions]})
-  graph = cimon_graph.build(config, forward, preprocess, params, protocol.images, protocol.train,
-                            params_sharding, batch_sharding, fixed_features=fixed)
+  graph = cimon_graph.build(
+    ctx.config,
+    ctx.forward,
+    ctx.preprocess,
+    params,
+    protocol.images,
+    protocol.train,
+    ctx.params_sharding,
+    ctx.batch_sharding,
+    fixed_features=fixed,
+  )
   return cimon_graph.batch_blocks(graph)
 
 
-def describe(config) -> dict:
+def describe(ctx) -> dict:
   """What the run log and final_metrics.json say about this run's graph."""
-  return {'graph_features': cimon_features.describe(config.loss, config.model.get('pretrained', ''))}
+  return {'graph_features': cimon_features.describe(ctx.loss, ctx.config.model.pretrained)}
 
 
 def to_codes(outputs: jax.Array) -> jax.Array:

@@ -24,11 +24,11 @@ _MAX_SIDE = 32  # larger images are average-pooled first: the covariance stays <
 
 
 def check(loss_config) -> str:
-  source = loss_config.get('graph_features', 'network')
+  source = loss_config.graph_features
   if source not in SOURCES:
     raise ValueError(f'unknown loss.graph_features {source!r}; valid: {", ".join(SOURCES)}')
-  if source == 'pca' and loss_config.get('graph_pca_dim', 0) < 2:
-    raise ValueError(f'loss.graph_pca_dim must be >= 2 with graph_features=pca; got {loss_config.get("graph_pca_dim")}')
+  if source == 'pca' and loss_config.graph_pca_dim < 2:
+    raise ValueError(f'loss.graph_pca_dim must be >= 2 with graph_features=pca; got {loss_config.graph_pca_dim}')
   return source
 
 
@@ -41,8 +41,10 @@ def describe(loss_config, pretrained: str = '') -> str:
     return f'network (its feature layer on each augmented view, as the official code; {weights})'
   if source == 'pixels':
     return f'pixels (un-augmented training images, pooled to <= {_MAX_SIDE}x{_MAX_SIDE}; no pretrained features)'
-  return (f'pca ({loss_config.graph_pca_dim} principal components of the un-augmented training pixels; '
-          'no pretrained features)')
+  return (
+    f'pca ({loss_config.graph_pca_dim} principal components of the un-augmented training pixels; '
+    'no pretrained features)'
+  )
 
 
 def pixels(images: np.ndarray) -> np.ndarray:
@@ -50,7 +52,7 @@ def pixels(images: np.ndarray) -> np.ndarray:
   that brings both sides to <= 32 (trailing rows / columns that do not fill a window are dropped)."""
   n, h, w, c = images.shape
   f = -(-max(h, w) // _MAX_SIDE)
-  x = images[:, :h // f * f, :w // f * f].astype(np.float32) / 255.0
+  x = images[:, : h // f * f, : w // f * f].astype(np.float32) / 255.0
   if f > 1:
     x = x.reshape(n, h // f, f, w // f, f, c).mean(axis=(2, 4))
   return x.reshape(n, -1)

@@ -11,8 +11,8 @@ both means over the B x K entries (PyTorch's BCELoss / `.mean()`), lambda = 1e-4
 script's --lambda is swept 1e-4...0.05). Since (tanh(z) + 1)/2 = sigmoid(2 z), the BCE is computed
 stably from the logits as softplus(2 z) - t * 2 z (PyTorch clamps log at -100 instead).
 
-Centers (`hash_centers`), a function of (bits, num_classes, seed) only, built with NumPy at trace
-time and baked into the jitted step as constants:
+Centers (`hash_centers`), a function of (bits, the dataset's class count, seed) only, built with
+NumPy once (`init_state`) and kept in the method state (constant; never trained):
   * bits a power of 2 and num_classes <= 2 * bits: the first num_classes rows of [H; -H], H the
     K x K Sylvester-Hadamard matrix. Distinct rows of H (or of -H) are exactly K/2 apart; row i of
     H and row i of -H are K apart (the paper's Hadamard construction).
@@ -61,7 +61,7 @@ def random_balanced_centers(bits: int, num_classes: int, seed: int) -> np.ndarra
   for _ in range(MAX_CENTER_DRAWS):
     centers = -np.ones((num_classes, bits))
     for row in centers:
-      row[rng.permutation(bits)[:bits // 2]] = 1.0
+      row[rng.permutation(bits)[: bits // 2]] = 1.0
     dist = pairwise_hamming(centers) if num_classes > 1 else np.array([bits], float)
     if dist.mean() >= bits / 2 and dist.min() >= min_center_distance(bits):
       return centers
@@ -86,7 +86,7 @@ def tie_breaker(bits: int, seed: int) -> np.ndarray:
   return np.random.default_rng([seed, 1]).choice([-1.0, 1.0], size=bits)
 
 
-def label_centers(labels: jax.Array, centers: np.ndarray, tie: np.ndarray) -> jax.Array:
+def label_centers(labels: jax.Array, centers: jax.Array, tie: jax.Array) -> jax.Array:
   """(B, K) target center per image: its class's center, or sign(sum) of its labels' centers."""
   centers = jnp.asarray(centers, jnp.float32)
   if labels.ndim == 1:
@@ -103,29 +103,27 @@ def center_loss(logits: jax.Array, targets: jax.Array, *, quant_weight: float):
   bce = jnp.mean(jax.nn.softplus(2.0 * logits) - t * 2.0 * logits)
   u = jnp.tanh(logits)
   quant = quant_weight * jnp.mean((jnp.abs(u) - 1.0) ** 2)
-  metrics = {'center_loss': bce, 'quant_loss': quant,
-             'bit_agreement': jnp.mean(jnp.sign(logits) == targets)}
+  metrics = {'center_loss': bce, 'quant_loss': quant, 'bit_agreement': jnp.mean(jnp.sign(logits) == targets)}
   return bce + quant, metrics
 
 
-def num_classes_of(labels: jax.Array, config) -> int:
-  """The number of classes: the width of multi-hot labels, else `config.num_classes`."""
-  if labels.ndim == 2:
-    if config.num_classes is not None and config.num_classes != labels.shape[1]:
-      raise ValueError(f'loss.num_classes={config.num_classes} but labels are {labels.shape[1]}-hot')
-    return labels.shape[1]
-  if config.num_classes is None or config.num_classes <= 0:
-    raise ValueError(f'loss.num_classes must be a positive integer for class-id labels, got {config.num_classes!r}')
-  return config.num_classes
+def validate(ctx) -> None:
+  if ctx.loss.quant_weight < 0:
+    raise ValueError(f'loss.quant_weight must be >= 0, got {ctx.loss.quant_weight}')
+
+
+def init_state(ctx, key: jax.Array) -> dict:
+  """The fixed centers of the dataset's classes and the multi-label tie bits."""
+  del key  # seeded by loss.center_seed, so the centers do not depend on the run's seed
+  return {
+    'centers': jnp.asarray(hash_centers(ctx.bits, ctx.num_classes, ctx.loss.center_seed), jnp.float32),
+    'tie': jnp.asarray(tie_breaker(ctx.bits, ctx.loss.center_seed), jnp.float32),
+  }
 
 
 def loss_fn(params, batch, rng, *, forward, config):
-  """Pure CSQ objective: (params, batch, rng) -> (loss, metrics). Centers are trace-time constants."""
-  if config.quant_weight < 0:
-    raise ValueError(f'loss.quant_weight must be >= 0, got {config.quant_weight}')
+  """Pure CSQ objective: (params, batch, rng) -> (loss, metrics). Centers: batch['method_state']."""
   logits = forward(params, batch['image'], train=True, rng=rng)
-  bits = logits.shape[-1]
-  labels = batch['label']
-  centers = hash_centers(bits, num_classes_of(labels, config), config.center_seed)
-  targets = label_centers(labels, centers, tie_breaker(bits, config.center_seed))
+  state = batch['method_state']
+  targets = label_centers(batch['label'], state['centers'], state['tie'])
   return center_loss(logits, targets, quant_weight=config.quant_weight)

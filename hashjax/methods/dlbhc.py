@@ -29,11 +29,11 @@ def classification_loss(logits: jax.Array, labels: jax.Array, latent: jax.Array)
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
   ce = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=1))
   metrics = {
-      'cross_entropy': ce,
-      'accuracy': jnp.mean(jnp.argmax(logits, axis=1) == labels),
-      # How binary the latent layer is: mean distance of H from the 0.5 threshold (0.5 = saturated).
-      'latent_margin': jnp.mean(jnp.abs(latent - 0.5)),
-      'bits_on': jnp.mean(latent >= 0.5),
+    'cross_entropy': ce,
+    'accuracy': jnp.mean(jnp.argmax(logits, axis=1) == labels),
+    # How binary the latent layer is: mean distance of H from the 0.5 threshold (0.5 = saturated).
+    'latent_margin': jnp.mean(jnp.abs(latent - 0.5)),
+    'bits_on': jnp.mean(latent >= 0.5),
   }
   return ce, metrics
 

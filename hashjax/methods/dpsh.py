@@ -55,14 +55,20 @@ def pair_loss(u: jax.Array, labels: jax.Array, *, quant_weight: float):
   num_pairs = n * (n - 1) / 2
   likelihood = jnp.sum(jnp.where(upper, per_pair, 0.0)) / num_pairs
   quant = quant_weight * jnp.sum((jax.lax.stop_gradient(jnp.sign(u)) - u) ** 2) / n
-  metrics = {'pair_loss': likelihood, 'quant_loss': quant,
-             'similar_fraction': jnp.sum(jnp.where(upper, similar, 0.0)) / num_pairs}
+  metrics = {
+    'pair_loss': likelihood,
+    'quant_loss': quant,
+    'similar_fraction': jnp.sum(jnp.where(upper, similar, 0.0)) / num_pairs,
+  }
   return likelihood + quant, metrics
+
+
+def validate(ctx) -> None:
+  if ctx.loss.quant_weight < 0:
+    raise ValueError(f'loss.quant_weight must be >= 0, got {ctx.loss.quant_weight}')
 
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure DPSH objective over the in-batch pairs: (params, batch, rng) -> (loss, metrics)."""
-  if config.quant_weight < 0:
-    raise ValueError(f'loss.quant_weight must be >= 0, got {config.quant_weight}')
   u = forward(params, batch['image'], train=True, rng=rng)
   return pair_loss(u, batch['label'], quant_weight=config.quant_weight)

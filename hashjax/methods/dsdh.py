@@ -10,7 +10,7 @@ minimised alternately:
   * network (every step, `loss_fn`): the pairwise likelihood (DPSH's, over the in-batch pairs,
     `dpsh.pair_loss`; s_ij = share at least one label) + eta ||b_i - u_i||^2, with b_i = B[i] the
     current discrete code of the batch's training image i (the positions come from `batch_extras`
-    as batch['train_index']; B is constant for the network);
+    as batch['train_index']; B is method state, batch['method_state']['B']);
   * W and B (`refresh`, every `loss.refresh_epochs` = 1 epoch, from the outputs U of the whole
     training set in eval mode), `loss.dcc_iters` rounds of
         W = (B^T B + (nu/mu) I)^{-1} B^T Y                               (ridge regression)
@@ -18,8 +18,10 @@ minimised alternately:
     with P = Y W^T + (eta/mu) U, B' / W' = B / W without bit k, w_k = W[k]; each bit update is the
     exact minimiser of mu ||Y - B W||^2 + eta ||B - U||^2 over that bit (a zero keeps the old bit),
     so no DCC step increases the B-subproblem objective (the rounds stop early once B is unchanged).
-B (N_train, K) and W (K, C) are params['method'], frozen in the optimizer (`method/=0`). B starts
-as a seeded random sign (TreezzZ/DSDH_PyTorch), W as the ridge solution for it.
+B (N_train, K) and W (K, C) are method state (never differentiated, never seen by the optimizer);
+the updates are jitted jnp (the DCC sweep a `lax.fori_loop` over the bits, the rows sharded), in
+float32, tested against the float64 NumPy reference (tests/dsdh_reference.py). B starts as a seeded
+random sign (TreezzZ/DSDH_PyTorch), W as the ridge solution for it.
 
 Normalisation. The authors' MatConvNet code (liqi-casia/DSDH-HashingCode `train.m`, forked from
 DPSH's) ascends dJ/dU = (S - A) U - 2 eta (U - B): the likelihood summed over all N x N ordered
@@ -59,75 +61,51 @@ def sgn(x):
   return (x >= 0) * 2.0 - 1.0
 
 
-def label_matrix(labels: np.ndarray, num_classes: int) -> np.ndarray:
-  """(N,) class ids or (N, C) multi-hot -> (N, C) float64 Y."""
-  labels = np.asarray(labels)
+def label_matrix(labels: jax.Array, num_classes: int) -> jax.Array:
+  """(N,) class ids or (N, C) multi-hot -> (N, C) float32 Y."""
   if labels.ndim == 2:
-    return labels.astype(np.float64)
-  return np.eye(num_classes)[labels]
+    return labels.astype(jnp.float32)
+  return jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
 
 
-def update_w(b: np.ndarray, y: np.ndarray, nu_over_mu: float) -> np.ndarray:
-  """W = (B^T B + (nu/mu) I)^{-1} B^T Y, (K, C): the exact W-subproblem minimiser."""
-  b = b.astype(np.float64)
-  return np.linalg.solve(b.T @ b + nu_over_mu * np.eye(b.shape[1]), b.T @ y)
+def update_w(b: jax.Array, y: jax.Array, nu_over_mu: float, mask: jax.Array | None = None) -> jax.Array:
+  """W = (B^T B + (nu/mu) I)^{-1} B^T Y over the rows with mask 1, (K, C): the exact W-subproblem minimiser."""
+  bm = b if mask is None else b * mask[:, None]
+  return jnp.linalg.solve(bm.T @ b + nu_over_mu * jnp.eye(b.shape[1], dtype=b.dtype), bm.T @ y)
 
 
-def update_b(b: np.ndarray, u: np.ndarray, y: np.ndarray, w: np.ndarray, eta_over_mu: float) -> np.ndarray:
-  """One DCC sweep over the bits: returns the new B (N, K) in {-1, +1} (float64)."""
-  b = b.astype(np.float64).copy()
-  p = y @ w.T + eta_over_mu * u.astype(np.float64)  # (N, K)
+def update_b(b: jax.Array, u: jax.Array, y: jax.Array, w: jax.Array, eta_over_mu: float) -> jax.Array:
+  """One DCC sweep over the bits (`lax.fori_loop`): the new B (N, K) in {-1, +1}. Rows are independent."""
+  p = y @ w.T + eta_over_mu * u  # (N, K)
   q = w @ w.T  # (K, K): B' W' w_k = B q[:, k] - B[:, k] q[k, k]
-  for k in range(b.shape[1]):
+
+  def bit(k, b):
     z = p[:, k] - (b @ q[:, k] - b[:, k] * q[k, k])
-    b[:, k] = np.where(z > 0, 1.0, np.where(z < 0, -1.0, b[:, k]))
-  return b
+    return b.at[:, k].set(jnp.where(z > 0, 1.0, jnp.where(z < 0, -1.0, b[:, k])))
+
+  return jax.lax.fori_loop(0, b.shape[1], bit, b)
 
 
-def b_objective(b, u, y, w, mu: float, eta: float) -> float:
-  """The B-subproblem objective mu ||Y - B W||^2 + eta ||B - U||^2."""
-  b, u = np.asarray(b, np.float64), np.asarray(u, np.float64)
-  return float(mu * np.sum((y - b @ w) ** 2) + eta * np.sum((b - u) ** 2))
+def discrete_step(b, u, y, mask, *, mu: float, nu: float, eta: float, iters: int):
+  """Up to `iters` rounds of (W-step, one DCC sweep of B), stopping once B (on the rows with mask 1)
+  no longer changes; returns (B, W) with W the ridge solution for the final B (the next refresh
+  starts from it)."""
+
+  def more(carry):
+    round_, _, changed = carry
+    return (round_ < iters) & changed
+
+  def one_round(carry):
+    round_, b, _ = carry
+    new = update_b(b, u, y, update_w(b, y, nu / mu, mask), eta / mu)
+    return round_ + 1, new, jnp.any((new != b) & (mask[:, None] > 0))
+
+  _, b, _ = jax.lax.while_loop(more, one_round, (jnp.int32(0), b, jnp.bool_(True)))
+  return b, update_w(b, y, nu / mu, mask)
 
 
-def discrete_step(b, u, y, *, mu: float, nu: float, eta: float, iters: int):
-  """`iters` rounds of (W-step, one DCC sweep of B); returns (B, W) with W the ridge solution
-  for the final B (the next refresh starts from it)."""
-  for _ in range(iters):
-    w = update_w(b, y, nu / mu)
-    new = update_b(b, u, y, w, eta / mu)
-    changed = np.any(new != b)
-    b = new
-    if not changed:  # a fixed point of both steps
-      break
-  return b, update_w(b, y, nu / mu)
-
-
-def init_params(config, bits: int, protocol, key: jax.Array) -> dict:
-  """B = a seeded random sign (N_train, K); W = the ridge solution for it."""
-  n = len(protocol.train)
-  b = np.asarray(sgn(jax.random.normal(key, (n, bits))), np.float64)
-  y = label_matrix(protocol.labels[protocol.train], protocol.num_classes)
-  w = update_w(b, y, config.nu / config.mu)
-  return {'B': b.astype(np.float32), 'W': w.astype(np.float32)}
-
-
-def refresh(config, outputs: np.ndarray, labels: np.ndarray, method_params: dict) -> dict:
-  """The paper's W and B updates from the training outputs U (every `loss.refresh_epochs`)."""
-  w_old = np.asarray(method_params['W'])
-  y = label_matrix(labels, w_old.shape[1])
-  b, w = discrete_step(np.asarray(method_params['B']), outputs, y, mu=config.mu, nu=config.nu,
-                       eta=config.eta, iters=config.dcc_iters)
-  return {'B': b.astype(np.float32), 'W': w.astype(np.float32)}
-
-
-def batch_extras(config, forward, preprocess, params, protocol, params_sharding, batch_sharding):
-  """Each batch carries its images' positions in the training set (rows of B)."""
-  check_config(config.loss)
-  return lambda positions: {'train_index': np.asarray(positions, np.int32)}
-
-
-def check_config(config) -> None:
+def validate(ctx) -> None:
+  config = ctx.loss
   for key in ('mu', 'nu'):
     if config[key] <= 0:
       raise ValueError(f'loss.{key} must be > 0, got {config[key]}')
@@ -137,21 +115,56 @@ def check_config(config) -> None:
     raise ValueError(f'loss.dcc_iters must be >= 1, got {config.dcc_iters}')
 
 
+def init_state(ctx, key: jax.Array) -> dict:
+  """B = a seeded random sign (N_train, K); W = the ridge solution for it."""
+  b = sgn(jax.random.normal(key, (len(ctx.protocol.train), ctx.bits))).astype(jnp.float32)
+  y = label_matrix(jnp.asarray(ctx.train_labels), ctx.num_classes)
+  return {'B': b, 'W': update_w(b, y, ctx.loss.nu / ctx.loss.mu)}
+
+
+def refresh(ctx, outputs, labels, mask, state: dict) -> dict:
+  """The paper's W and B updates from the training outputs U (every `loss.refresh_epochs`); the
+  padding rows (mask 0) past the N training images are dropped again."""
+  n = state['B'].shape[0]
+  b = jnp.pad(state['B'], ((0, outputs.shape[0] - n), (0, 0)), constant_values=1.0)
+  y = label_matrix(labels, state['W'].shape[1]) * mask[:, None]
+  b, w = discrete_step(
+    b,
+    outputs.astype(jnp.float32) * mask[:, None],
+    y,
+    mask.astype(jnp.float32),
+    mu=ctx.loss.mu,
+    nu=ctx.loss.nu,
+    eta=ctx.loss.eta,
+    iters=ctx.loss.dcc_iters,
+  )
+  return {'B': b[:n], 'W': w}
+
+
+def batch_extras(ctx, params):
+  """Each batch carries its images' positions in the training set (rows of B)."""
+  del ctx, params
+  return lambda positions: {'train_index': np.asarray(positions, np.int32)}
+
+
 def dsdh_loss(u: jax.Array, labels: jax.Array, b: jax.Array, *, eta: float, num_train: int):
   """Network part of DSDH for outputs u (B, K), labels and the batch's discrete codes b; (loss, metrics)."""
   u = u.astype(jnp.float32)
   likelihood, metrics = dpsh.pair_loss(u, labels, quant_weight=0.0)
   quant_weight = eta / max(num_train - 1, 1)
   quant = quant_weight * jnp.sum((jax.lax.stop_gradient(b) - u) ** 2) / u.shape[0]
-  metrics = {'pair_loss': metrics['pair_loss'], 'quant_loss': quant,
-             'similar_fraction': metrics['similar_fraction'],
-             'code_agreement': jnp.mean(sgn(u) == b)}  # sign(u) vs the discrete codes B
+  metrics = {
+    'pair_loss': metrics['pair_loss'],
+    'quant_loss': quant,
+    'similar_fraction': metrics['similar_fraction'],
+    'code_agreement': jnp.mean(sgn(u) == b),
+  }  # sign(u) vs the discrete codes B
   return likelihood + quant, metrics
 
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure DSDH network objective: (params, batch, rng) -> (loss, metrics)."""
   u = forward(params, batch['image'], train=True, rng=rng)
-  codes = params['method']['B']
-  b = jax.lax.stop_gradient(codes)[batch['train_index']]
+  codes = batch['method_state']['B']
+  b = codes[batch['train_index']]
   return dsdh_loss(u, batch['label'], b, eta=config.eta, num_train=codes.shape[0])

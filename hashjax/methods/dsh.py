@@ -50,8 +50,11 @@ def pair_loss(u: jax.Array, labels: jax.Array, *, margin: float, alpha: float):
   upper = jnp.triu(jnp.ones((n, n), bool), k=1)
   pairs = jnp.sum(jnp.where(upper, per_pair, 0.0)) / (n * (n - 1))
   quant = alpha * jnp.sum(jnp.abs(jnp.abs(u) - 1.0)) / n
-  metrics = {'pair_loss': pairs, 'quant_loss': quant,
-             'similar_fraction': jnp.sum(jnp.where(upper, similar, False)) / (n * (n - 1) / 2)}
+  metrics = {
+    'pair_loss': pairs,
+    'quant_loss': quant,
+    'similar_fraction': jnp.sum(jnp.where(upper, similar, False)) / (n * (n - 1) / 2),
+  }
   return pairs + quant, metrics
 
 
@@ -62,7 +65,9 @@ def fixed_pairs(num_train: int, num_pairs: int, seed: int) -> tuple[np.ndarray, 
   """(partners (N, r), active (N, r) bool), r = ceil(M / N): pair (i, partners[i, c]) is in the set
   iff active[i, c] (c * N + i < M), so exactly M = num_pairs pairs; partners[i, c] != i, uniform."""
   if num_train < 2 or num_pairs < 1:
-    raise ValueError(f'loss.num_pairs must be >= 1 with >= 2 training images, got {num_pairs} pairs, {num_train} images')
+    raise ValueError(
+      f'loss.num_pairs must be >= 1 with >= 2 training images, got {num_pairs} pairs, {num_train} images'
+    )
   r = -(-num_pairs // num_train)
   rng = np.random.default_rng(seed)
   partners = (np.arange(num_train)[:, None] + 1 + rng.integers(0, num_train - 1, (num_train, r))) % num_train
@@ -70,26 +75,33 @@ def fixed_pairs(num_train: int, num_pairs: int, seed: int) -> tuple[np.ndarray, 
   return partners, active
 
 
-def batch_extras(config, forward, preprocess, params, protocol, params_sharding, batch_sharding):
+def validate(ctx) -> None:
+  if ctx.loss.pairs not in PAIR_MODES:
+    raise ValueError(f'unknown loss.pairs {ctx.loss.pairs!r}; valid: {", ".join(PAIR_MODES)}')
+
+
+def batch_extras(ctx, params):
   """pairs='fixed': each batch image's partners (preprocessed, no augmentation), labels and mask."""
-  mode = config.loss.get('pairs', 'batch')
-  if mode not in PAIR_MODES:
-    raise ValueError(f'unknown loss.pairs {mode!r}; valid: {", ".join(PAIR_MODES)}')
-  if mode == 'batch':
+  del params
+  if ctx.loss.pairs == 'batch':
     return None
-  partners, active = fixed_pairs(len(protocol.train), config.loss.num_pairs, config.loss.pair_seed)
-  prepare = jax.jit(functools.partial(preprocess, train=False))
+  protocol = ctx.protocol
+  partners, active = fixed_pairs(len(protocol.train), ctx.loss.num_pairs, ctx.loss.pair_seed)
+  prepare = jax.jit(functools.partial(ctx.preprocess, train=False))
 
   def extras(positions):
     pool = protocol.train[partners[positions]]  # (B, r) pool indices of the partners
     images = np.asarray(prepare(protocol.images[pool.ravel()]))
-    return {'partner_image': images.reshape(pool.shape + images.shape[1:]),
-            'partner_label': protocol.labels[pool], 'partner_mask': active[positions]}
+    return {
+      'partner_image': images.reshape(pool.shape + images.shape[1:]),
+      'partner_label': protocol.labels[pool],
+      'partner_mask': active[positions],
+    }
+
   return extras
 
 
-def fixed_pair_loss(u1: jax.Array, u2: jax.Array, similar: jax.Array, mask: jax.Array, *, margin: float,
-                    alpha: float):
+def fixed_pair_loss(u1: jax.Array, u2: jax.Array, similar: jax.Array, mask: jax.Array, *, margin: float, alpha: float):
   """Paper's relaxed loss of pairs (u1[i], u2[i, c]) (u1 (B, K), u2 (B, r, K)), mean over mask; (loss, metrics)."""
   u1, u2 = u1.astype(jnp.float32), u2.astype(jnp.float32)
   mask = mask.astype(jnp.float32)
@@ -98,8 +110,12 @@ def fixed_pair_loss(u1: jax.Array, u2: jax.Array, similar: jax.Array, mask: jax.
   reg = jnp.sum(jnp.abs(jnp.abs(u1) - 1.0), -1)[:, None] + jnp.sum(jnp.abs(jnp.abs(u2) - 1.0), -1)
   count = jnp.maximum(jnp.sum(mask), 1.0)
   pairs, quant = jnp.sum(mask * pair) / count, alpha * jnp.sum(mask * reg) / count
-  metrics = {'pair_loss': pairs, 'quant_loss': quant, 'similar_fraction': jnp.sum(mask * similar) / count,
-             'pairs_per_batch': jnp.sum(mask)}
+  metrics = {
+    'pair_loss': pairs,
+    'quant_loss': quant,
+    'similar_fraction': jnp.sum(mask * similar) / count,
+    'pairs_per_batch': jnp.sum(mask),
+  }
   return pairs + quant, metrics
 
 
@@ -114,11 +130,15 @@ def loss_fn(params, batch, rng, *, forward, config):
   """Pure DSH objective over the in-batch pairs (or the fixed pairs): (params, batch, rng) -> (loss, metrics)."""
   u = forward(params, batch['image'], train=True, rng=rng)
   margin = config.margin if config.margin is not None else 2.0 * u.shape[-1]
-  if config.get('pairs', 'batch') != 'fixed':
+  if config.pairs != 'fixed':
     return pair_loss(u, batch['label'], margin=margin, alpha=config.alpha)
   partners = batch['partner_image']
   b, r = partners.shape[:2]
-  u2 = forward(params, partners.reshape((b * r,) + partners.shape[2:]), train=True,
-               rng=None if rng is None else jax.random.fold_in(rng, 1)).reshape(b, r, -1)
+  u2 = forward(
+    params,
+    partners.reshape((b * r,) + partners.shape[2:]),
+    train=True,
+    rng=None if rng is None else jax.random.fold_in(rng, 1),
+  ).reshape(b, r, -1)
   similar = partner_similarity(batch['label'], batch['partner_label'])
   return fixed_pair_loss(u, u2, similar, batch['partner_mask'], margin=margin, alpha=config.alpha)

@@ -45,14 +45,21 @@ def triplet_loss(u: jax.Array, labels: jax.Array, *, margin: float, quant_weight
   total = jnp.sum(jnp.where(valid, jax.nn.softplus(-j), 0.0))
   triplets = jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
   quant = quant_weight * jnp.mean((jax.lax.stop_gradient(jnp.sign(u)) - u) ** 2)
-  metrics = {'triplet_loss': triplets, 'quant_loss': quant, 'num_triplets': count.astype(jnp.float32),
-             'satisfied_fraction': jnp.sum(valid & (j > 0)) / jnp.maximum(count, 1)}
+  metrics = {
+    'triplet_loss': triplets,
+    'quant_loss': quant,
+    'num_triplets': count.astype(jnp.float32),
+    'satisfied_fraction': jnp.sum(valid & (j > 0)) / jnp.maximum(count, 1),
+  }
   return triplets + quant, metrics
+
+
+def validate(ctx) -> None:
+  if ctx.loss.quant_weight < 0:
+    raise ValueError(f'loss.quant_weight must be >= 0, got {ctx.loss.quant_weight}')
 
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure DTSH objective over the in-batch triplets: (params, batch, rng) -> (loss, metrics)."""
-  if config.quant_weight < 0:
-    raise ValueError(f'loss.quant_weight must be >= 0, got {config.quant_weight}')
   u = forward(params, batch['image'], train=True, rng=rng)
   return triplet_loss(u, batch['label'], margin=config.margin, quant_weight=config.quant_weight)

@@ -20,12 +20,14 @@ import jax
 import jax.numpy as jnp
 
 
-def init_params(config, bits: int, protocol, key: jax.Array) -> dict:
+def init_params(ctx, key: jax.Array) -> dict:
   """The classifier on the codes, PyTorch nn.Linear(bits, C)'s default initialisation."""
-  bound = 1.0 / bits ** 0.5
+  bound = 1.0 / ctx.bits**0.5
   k1, k2 = jax.random.split(key)
-  return {'kernel': jax.random.uniform(k1, (bits, protocol.num_classes), jnp.float32, -bound, bound),
-          'bias': jax.random.uniform(k2, (protocol.num_classes,), jnp.float32, -bound, bound)}
+  return {
+    'kernel': jax.random.uniform(k1, (ctx.bits, ctx.num_classes), jnp.float32, -bound, bound),
+    'bias': jax.random.uniform(k2, (ctx.num_classes,), jnp.float32, -bound, bound),
+  }
 
 
 def straight_through_sign(h: jax.Array) -> jax.Array:
@@ -54,9 +56,12 @@ def greedy_loss(h: jax.Array, labels: jax.Array, classifier: dict, *, quant_weig
   return ce + quant, metrics
 
 
+def validate(ctx) -> None:
+  if ctx.loss.quant_weight < 0:
+    raise ValueError(f'loss.quant_weight must be >= 0, got {ctx.loss.quant_weight}')
+
+
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure GreedyHash objective: (params, batch, rng) -> (loss, metrics)."""
-  if config.quant_weight < 0:
-    raise ValueError(f'loss.quant_weight must be >= 0, got {config.quant_weight}')
   h = forward(params, batch['image'], train=True, rng=rng)
   return greedy_loss(h, batch['label'], params['method'], quant_weight=config.quant_weight)

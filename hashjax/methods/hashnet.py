@@ -57,12 +57,12 @@ def pair_loss(h: jax.Array, labels: jax.Array, *, alpha: float):
   num_pos, num_neg = jnp.sum(positive), jnp.sum(negative)
   pos = jnp.sum(jnp.where(positive, per_pair, 0.0)) / jnp.maximum(num_pos, 1)
   neg = jnp.sum(jnp.where(negative, per_pair, 0.0)) / jnp.maximum(num_neg, 1)
-  metrics = {'positive_loss': pos, 'negative_loss': neg,
-             'similar_fraction': num_pos / (n * (n - 1) / 2)}
+  metrics = {'positive_loss': pos, 'negative_loss': neg, 'similar_fraction': num_pos / (n * (n - 1) / 2)}
   return pos + neg, metrics
 
 
-def check_config(config) -> None:
+def validate(ctx) -> None:
+  config = ctx.loss
   if config.sigmoid_param is not None and config.sigmoid_param <= 0:
     raise ValueError(f'loss.sigmoid_param must be > 0 or None (10 / bits), got {config.sigmoid_param}')
   if config.beta_every <= 0:
@@ -73,7 +73,6 @@ def check_config(config) -> None:
 
 def loss_fn(params, batch, rng, *, forward, config):
   """Pure HashNet objective over the in-batch pairs: (params, batch, rng) -> (loss, metrics)."""
-  check_config(config)
   z = forward(params, batch['image'], train=True, rng=rng)
   beta = beta_at(batch['step'], gamma=config.beta_gamma, power=config.beta_power, every=config.beta_every)
   h = jnp.tanh(beta * z.astype(jnp.float32))

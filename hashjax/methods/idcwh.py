@@ -26,7 +26,10 @@ import jax.numpy as jnp
 
 from hashjax.methods import dcwh
 
-init_params = dcwh.init_params  # centers N(0, 1), as DCWH's
+
+def init_params(ctx, key: jax.Array) -> dict:
+  """Trained centers, N(0, 1) as DCWH's."""
+  return dcwh.random_centers(ctx, key)
 
 
 def sgn(x: jax.Array) -> jax.Array:
@@ -43,7 +46,8 @@ def center_similarity_loss(u: jax.Array, present: jax.Array, centers: jax.Array)
   """Step b: mean over present classes i and all centers j of softplus(theta_ij) - s_ij theta_ij."""
   bits = u.shape[1]
   cos = (u / jnp.linalg.norm(u, axis=1, keepdims=True)) @ (
-      centers / (jnp.linalg.norm(centers, axis=1, keepdims=True) + 1e-12)).T
+    centers / (jnp.linalg.norm(centers, axis=1, keepdims=True) + 1e-12)
+  ).T
   theta = 0.5 * bits * cos
   s = jnp.eye(centers.shape[0], dtype=theta.dtype)
   per_pair = jax.nn.softplus(theta) - s * theta
@@ -55,11 +59,15 @@ def loss_fn(params, batch, rng, *, forward, config):
   h = forward(params, batch['image'], train=True, rng=rng).astype(jnp.float32)
   centers = params['method']['centers']
   targets = dcwh.one_hot_labels(batch['label'], centers.shape[0])
-  clw = dcwh.classwise_loss(h, centers, targets, 1.0 / (2.0 * config.sigma ** 2))
+  clw = dcwh.classwise_loss(h, centers, targets, 1.0 / (2.0 * config.sigma**2))
   u, present = batch_binary_centers(jax.lax.stop_gradient(h), targets)
   csl = center_similarity_loss(u, present, centers)
   quant = jnp.sum((jax.lax.stop_gradient(sgn(h)) - h) ** 2) / h.shape[0]
   nearest = jnp.argmin(dcwh.squared_distances(h, centers), axis=-1)
-  metrics = {'classwise_loss': clw, 'center_similarity_loss': csl, 'quant_loss': quant,
-             'center_accuracy': jnp.mean(jnp.take_along_axis(targets, nearest[:, None], 1))}
+  metrics = {
+    'classwise_loss': clw,
+    'center_similarity_loss': csl,
+    'quant_loss': quant,
+    'center_accuracy': jnp.mean(jnp.take_along_axis(targets, nearest[:, None], 1)),
+  }
   return clw + config.gamma * csl + config.beta * quant, metrics

@@ -8,13 +8,13 @@ it inside the graphdef (`GraphDefWithConstants`) and `make_forward` merges it in
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from hashjax.models import autoencoder
 from hashjax.models import backbones
@@ -26,13 +26,13 @@ from hashjax.models import dsh_net
 # resnet18/34/50/101, googlenet. `--config.model.pretrained` loads their converted weights.
 BACKBONE_MODELS = tuple(backbones.BACKBONES)
 MODELS: dict[str, Callable[..., nnx.Module]] = {
-    'dsh_net': dsh_net.DSHNet,
-    'dsh_net_tanh': cimon_head.DSHTanhNet,
-    'autoencoder': autoencoder.ConvAutoencoder,
-    **{name: backbones.hash_net(name) for name in BACKBONE_MODELS},
-    # DLBHC: features -> latent sigmoid layer -> classifier; outputs {'latent', 'logits'} (models/dlbhc.py).
-    'dlbhc_dsh_net': dlbhc.DLBHCDSHNet,
-    **{f'dlbhc_{name}': dlbhc.dlbhc_net(name) for name in BACKBONE_MODELS},
+  'dsh_net': dsh_net.DSHNet,
+  'dsh_net_tanh': cimon_head.DSHTanhNet,
+  'autoencoder': autoencoder.ConvAutoencoder,
+  **{name: backbones.hash_net(name) for name in BACKBONE_MODELS},
+  # DLBHC: features -> latent sigmoid layer -> classifier; outputs {'latent', 'logits'} (models/dlbhc.py).
+  'dlbhc_dsh_net': dlbhc.DLBHCDSHNet,
+  **{f'dlbhc_{name}': dlbhc.dlbhc_net(name) for name in BACKBONE_MODELS},
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -40,17 +40,21 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 @dataclasses.dataclass(frozen=True)
 class GraphDefWithConstants:
   """A graphdef with the network's non-trainable state (pure dict of NumPy arrays), for `make_forward`."""
+
   graphdef: nnx.GraphDef
   constants: dict
 
 
-def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array):
+def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array, *, num_classes: int = 0):
   """Returns (graphdef, params) of the network named by `config.name` (other keys are its kwargs).
 
   `config.pretrained` (a directory written by `python -m hashjax.weights convert`) replaces the
   backbone's parameters (and BatchNorm statistics) of an ImageNet backbone model; its head stays fresh.
+  A model with a classifier (DLBHC) whose `num_classes` is 0 gets the dataset's `num_classes`.
   """
   kwargs = dict(config)
+  if kwargs.get('num_classes') == 0:
+    kwargs['num_classes'] = num_classes
   name = kwargs.pop('name')
   pretrained = kwargs.pop('pretrained', '')
   if name not in MODELS:
@@ -63,8 +67,10 @@ def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array):
   params, constants = nnx.to_pure_dict(params), nnx.to_pure_dict(constants)
   if pretrained:
     if not isinstance(model, backbones.HashNet):
-      raise ValueError(f'model.pretrained={pretrained!r}: model {name!r} has no pretrained backbone; '
-                       f'valid with: {", ".join(BACKBONE_MODELS)}')
+      raise ValueError(
+        f'model.pretrained={pretrained!r}: model {name!r} has no pretrained backbone; '
+        f'valid with: {", ".join(BACKBONE_MODELS)}'
+      )
     params, constants = backbones.load_pretrained(pretrained, model.arch, params, constants)
   if constants:
     graphdef = GraphDefWithConstants(graphdef, jax.tree.map(np.asarray, constants))
@@ -83,12 +89,20 @@ def make_forward(graphdef):
   if isinstance(graphdef, GraphDefWithConstants):
     graphdef, constants = graphdef.graphdef, (graphdef.constants,)
 
-  def forward(params, images, *, train: bool, rng: jax.Array | None = None, with_features: bool = False,
-              reconstruct_slope: jax.Array | float | None = None):
+  def forward(
+    params,
+    images,
+    *,
+    train: bool,
+    rng: jax.Array | None = None,
+    with_features: bool = False,
+    reconstruct_slope: jax.Array | float | None = None,
+  ):
     model = nnx.merge(graphdef, params, *constants)
     if with_features:
       return model(images, train=train, rng=rng, with_features=True)
     if reconstruct_slope is not None:
       return model.reconstruct(images, reconstruct_slope)
     return model(images, train=train, rng=rng)
+
   return forward

@@ -23,9 +23,9 @@ codes; with 'batch_rms' 61% did at b = 50 and 99% at b = 1000 (mAP 0.381 / 0.411
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models import dsh_net
 
@@ -53,19 +53,30 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 def upsample_2x(x: jax.Array, size: tuple[int, int]) -> jax.Array:
   """Nearest-neighbour 2x up-sampling cropped to `size`: the inverse of `max_pool_2x2`'s shapes."""
   x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-  return x[:, :size[0], :size[1], :]
+  return x[:, : size[0], : size[1], :]
 
 
 class ConvAutoencoder(nnx.Module):
   """Conv encoder -> dense `bits` (z) ; dense -> conv decoder. Keyword arguments come from config.model."""
 
-  def __init__(self, bits: int, image_shape: tuple[int, int, int], *, filters=(16, 32, 64),
-               convs_per_block: int = 1, code_norm: str = 'none', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    bits: int,
+    image_shape: tuple[int, int, int],
+    *,
+    filters=(16, 32, 64),
+    convs_per_block: int = 1,
+    code_norm: str = 'none',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     h, w, c = image_shape
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) <= 0 or convs_per_block <= 0:
-      raise ValueError(f'autoencoder needs positive filters and convs_per_block, got filters={filters}, '
-                       f'convs_per_block={convs_per_block}')
+      raise ValueError(
+        f'autoencoder needs positive filters and convs_per_block, got filters={filters}, '
+        f'convs_per_block={convs_per_block}'
+      )
     if code_norm not in CODE_NORMS:
       raise ValueError(f'unknown model.code_norm {code_norm!r}; valid: {", ".join(CODE_NORMS)}')
     self.code_norm = code_norm

@@ -10,9 +10,9 @@ Called with `with_features=True` the network returns (features, tanh outputs) fr
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models import dsh_net
 
@@ -30,12 +30,12 @@ def dsh_fc_pre_relu(net: dsh_net.DSHNet, x: jax.Array) -> jax.Array:
 class DSHTanhNet(nnx.Module):
   """DSHNet with a tanh on its output; `width` scales the backbone's channels as in DSHNet."""
 
-  def __init__(self, bits: int, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self, bits: int, image_shape: tuple[int, int, int], *, width: float = 1.0, dtype=jnp.float32, rngs: nnx.Rngs
+  ):
     self.backbone = dsh_net.DSHNet(bits, image_shape, width=width, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None,
-               with_features: bool = False):
+  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     del train, rng  # no dropout or batch norm in this network
     fc = dsh_fc_pre_relu(self.backbone, x)
     codes = jnp.tanh(self.backbone.fc2(nnx.relu(fc)).astype(jnp.float32))

@@ -17,9 +17,9 @@ Two bodies, one head:
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models import backbones
 from hashjax.models import dsh_net
@@ -33,26 +33,43 @@ def _head(latent_logits: jax.Array, classifier: nnx.Linear) -> dict:
 
 def _check_classes(num_classes) -> int:
   if not isinstance(num_classes, int) or num_classes < 2:
-    raise ValueError(f'DLBHC needs model.num_classes >= 2 (the classifier after the latent layer), '
-                     f'got {num_classes!r}')
+    raise ValueError(f'DLBHC needs model.num_classes >= 2 (the classifier after the latent layer), got {num_classes!r}')
   return num_classes
 
 
 class DLBHCNet(backbones.HashNet):
   """An ImageNet backbone, ReLU, dropout, latent layer of `bits` sigmoid units, classifier."""
 
-  def __init__(self, arch: str, bits: int, image_shape: tuple[int, int, int], *, num_classes: int = 0,
-               head_dropout: float = 0.5, dtype=jnp.float32, rngs: nnx.Rngs, **kwargs):
+  def __init__(
+    self,
+    arch: str,
+    bits: int,
+    image_shape: tuple[int, int, int],
+    *,
+    num_classes: int = 0,
+    head_dropout: float = 0.5,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+    **kwargs,
+  ):
     for fixed in ('head_activation', 'head_relu'):  # the latent layer is defined by the paper
       if fixed in kwargs:
         raise ValueError(f'model.{fixed} is fixed for DLBHC models (ReLU before, sigmoid after the latent layer)')
     num_classes = _check_classes(num_classes)  # before building the backbone
-    super().__init__(arch, bits, image_shape, head_relu=True, head_dropout=head_dropout,
-                     head_activation='none', dtype=dtype, rngs=rngs, **kwargs)
+    super().__init__(
+      arch,
+      bits,
+      image_shape,
+      head_relu=True,
+      head_dropout=head_dropout,
+      head_activation='none',
+      dtype=dtype,
+      rngs=rngs,
+      **kwargs,
+    )
     self.classifier = layers.torch_linear(bits, num_classes, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None,
-               with_features: bool = False):
+  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     backbone_rng, head_rng = jax.random.split(rng) if (train and rng is not None) else (None, None)
     fc7 = nnx.relu(self.backbone.features(x, train=train, rng=backbone_rng))
     h = layers.dropout(fc7, self.head_dropout, head_rng, train)
@@ -63,14 +80,21 @@ class DLBHCNet(backbones.HashNet):
 class DLBHCDSHNet(nnx.Module):
   """The DSH network (`width` scales its channels) with fc2 as the latent layer, then a classifier."""
 
-  def __init__(self, bits: int, image_shape: tuple[int, int, int], *, num_classes: int = 0, width: float = 1.0,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    bits: int,
+    image_shape: tuple[int, int, int],
+    *,
+    num_classes: int = 0,
+    width: float = 1.0,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     num_classes = _check_classes(num_classes)
     self.backbone = dsh_net.DSHNet(bits, image_shape, width=width, dtype=dtype, rngs=rngs)
     self.classifier = layers.torch_linear(bits, num_classes, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None,
-               with_features: bool = False):
+  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     del train, rng  # no dropout or batch norm in this network
     fc = self.backbone.features(x)  # fc1 after its ReLU
     out = _head(self.backbone.fc2(fc), self.classifier)

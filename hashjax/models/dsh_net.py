@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 _IM2COL_MAX_CHANNELS = 3  # im2col only for thin inputs; for 32 channels lax.conv is faster
 
@@ -45,11 +45,10 @@ def _window3_stride2(x: jax.Array, axis: int, op, pad_value) -> jax.Array:
   lo = (2 * out + 1 - n) // 2  # SAME: total padding (out-1)*2 + 3 - n, the smaller half in front
   hi = 2 * out + 1 - n - lo + 1  # one more so the length 2*(out+1) splits into (even, odd) pairs
   pairs = _pad_axis(x, axis, lo, hi, pad_value)
-  pairs = pairs.reshape(x.shape[:axis] + (out + 1, 2) + x.shape[axis + 1:])
+  pairs = pairs.reshape(x.shape[:axis] + (out + 1, 2) + x.shape[axis + 1 :])
   even = jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False)  # padded[2i]
   odd = jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False)  # padded[2i + 1]
-  return op(op(_axis_slice(even, axis, 0, out), _axis_slice(odd, axis, 0, out)),
-            _axis_slice(even, axis, 1, out + 1))
+  return op(op(_axis_slice(even, axis, 0, out), _axis_slice(odd, axis, 0, out)), _axis_slice(even, axis, 1, out + 1))
 
 
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
@@ -95,17 +94,17 @@ def conv_same(conv: nnx.Conv, x: jax.Array) -> jax.Array:
   b, h, w, c = x.shape
   padded = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
   # (dy, dx, c) order, as the HWIO kernel's reshape.
-  cols = jnp.concatenate([padded[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], -1)
-  y = jnp.dot(cols.reshape(b * h * w, kh * kw * c), kernel.reshape(kh * kw * c, -1),
-              precision=conv.precision)
+  cols = jnp.concatenate([padded[:, i : i + h, j : j + w, :] for i in range(kh) for j in range(kw)], -1)
+  y = jnp.dot(cols.reshape(b * h * w, kh * kw * c), kernel.reshape(kh * kw * c, -1), precision=conv.precision)
   return y.reshape(b, h, w, -1) + bias
 
 
 class DSHNet(nnx.Module):
   """Small CNN from DSH; `width` scales the channel counts (1.0 = the paper's 32/32/64, fc 500)."""
 
-  def __init__(self, bits: int, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self, bits: int, image_shape: tuple[int, int, int], *, width: float = 1.0, dtype=jnp.float32, rngs: nnx.Rngs
+  ):
     h, w, c = image_shape
     c1, c2, c3, fc = (max(1, round(n * width)) for n in (32, 32, 64, 500))
     # Caffe's "xavier" filler scales by fan-in only (variance 1/fan_in), which keeps outputs O(1).

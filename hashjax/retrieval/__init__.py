@@ -9,11 +9,17 @@ pr_curve (radius sweep), select + search (exact top-k, sharded), hash_table
 distance, DLBHC).
 """
 
-from hashjax.retrieval.codes import (CodeDB, load_code_db, pack_codes,
-                                     pack_codes_jnp, save_code_db, unpack_codes)
+from hashjax.retrieval.codes import CodeDB
+from hashjax.retrieval.codes import load_code_db
+from hashjax.retrieval.codes import pack_codes
+from hashjax.retrieval.codes import pack_codes_jnp
+from hashjax.retrieval.codes import save_code_db
+from hashjax.retrieval.codes import unpack_codes
 from hashjax.retrieval.hamming import hamming_distances
 from hashjax.retrieval.hash_table import HashTable
-from hashjax.retrieval.metrics import (mean_average_precision, ranked_list_metrics,
-                                       retrieval_metrics)
+from hashjax.retrieval.metrics import mean_average_precision
+from hashjax.retrieval.metrics import ranked_list_metrics
+from hashjax.retrieval.metrics import retrieval_metrics
 from hashjax.retrieval.pr_curve import pr_curve_by_radius
-from hashjax.retrieval.search import db_mesh, topk_search
+from hashjax.retrieval.search import db_mesh
+from hashjax.retrieval.search import topk_search

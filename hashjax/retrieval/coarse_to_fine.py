@@ -16,27 +16,29 @@ import functools
 from typing import NamedTuple
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from hashjax.retrieval import search
 
-POOLS = ("topm", "radius")
+POOLS = ('topm', 'radius')
 
 
 class Ranking(NamedTuple):
   """Each query's first k items: database indices, Hamming distances, feature distances (inf for
   items outside the pool), and whether each item came from the pool; all (nq, k)."""
+
   indices: np.ndarray
   hamming: np.ndarray
   feature_distance: np.ndarray
   in_pool: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk"))
+@functools.partial(jax.jit, static_argnames=('k', 'chunk'))
 def _rerank(q_features, db_features, candidates, in_pool, *, k, chunk):
   """Per query: candidates sorted by (in pool ? feature distance : inf), stably; the first k."""
+
   def one(args):
     qf, cand, pool = args
     diff = db_features[cand] - qf[:, None, :]  # (chunk, M, D): exact distances, no |a|^2+|b|^2-2ab
@@ -53,31 +55,42 @@ def _rerank(q_features, db_features, candidates, in_pool, *, k, chunk):
   return order.reshape(nc * chunk, k)[:nq], dist.reshape(nc * chunk, k)[:nq]
 
 
-def coarse_to_fine(q_packed, db_packed, q_features, db_features, *, k: int, bits: int,
-                   pool: str = "topm", pool_size: int = 1000, radius: int = 2,
-                   query_chunk: int | None = None) -> Ranking:
+def coarse_to_fine(
+  q_packed,
+  db_packed,
+  q_features,
+  db_features,
+  *,
+  k: int,
+  bits: int,
+  pool: str = 'topm',
+  pool_size: int = 1000,
+  radius: int = 2,
+  query_chunk: int | None = None,
+) -> Ranking:
   """The first k items of each query by coarse-to-fine search (module doc).
 
   q_packed, db_packed: packed uint32 codes (nq, W), (ndb, W); q_features, db_features: float
   (nq, D), (ndb, D), rows in the same order as the codes.
   """
   if pool not in POOLS:
-    raise ValueError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
+    raise ValueError(f'unknown pool {pool!r}; valid: {", ".join(POOLS)}')
   q_features, db_features = np.asarray(q_features, np.float32), np.asarray(db_features, np.float32)
   nq, ndb = len(q_packed), len(db_packed)
   if q_features.shape[0] != nq or db_features.shape[0] != ndb or q_features.shape[1:] != db_features.shape[1:]:
-    raise ValueError(f"features {q_features.shape}, {db_features.shape} do not match the codes "
-                     f"({nq}, {ndb} rows) or each other")
+    raise ValueError(
+      f'features {q_features.shape}, {db_features.shape} do not match the codes ({nq}, {ndb} rows) or each other'
+    )
   if not 1 <= k <= ndb:
-    raise ValueError(f"k must be in [1, {ndb}] (the database size), got {k}")
+    raise ValueError(f'k must be in [1, {ndb}] (the database size), got {k}')
   if not 1 <= pool_size:
-    raise ValueError(f"pool_size must be >= 1, got {pool_size}")
-  if pool == "radius" and not (isinstance(radius, (int, np.integer)) and radius >= 0):
-    raise ValueError(f"radius must be an int >= 0, got {radius!r}")
+    raise ValueError(f'pool_size must be >= 1, got {pool_size}')
+  if pool == 'radius' and not (isinstance(radius, (int, np.integer)) and radius >= 0):
+    raise ValueError(f'radius must be an int >= 0, got {radius!r}')
   m = min(max(k, pool_size), ndb)
   hamming, candidates = (np.asarray(x) for x in search.topk_search(q_packed, db_packed, m, bits=bits))
   in_pool = np.broadcast_to(np.arange(m) < pool_size, hamming.shape)
-  if pool == "radius":
+  if pool == 'radius':
     in_pool = in_pool & (hamming <= radius)
   chunk = query_chunk or int(max(1, min(nq, 2**24 // (m * q_features.shape[1]))))
   order, dist = (np.asarray(x) for x in _rerank(q_features, db_features, candidates, in_pool, k=k, chunk=chunk))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hashjax.retrieval.codes import num_words, pack_codes
+from hashjax.retrieval.codes import num_words
+from hashjax.retrieval.codes import pack_codes
 
 
 def load_npy(path: str, what: str) -> np.ndarray:
@@ -21,8 +22,10 @@ def load_npy(path: str, what: str) -> np.ndarray:
   except OSError as e:
     raise ValueError(f'cannot read {what} from {path}: {e.strerror}') from None
   if magic != b'\x93NUMPY':
-    raise ValueError(f'{what}: {path} is not a .npy file (np.save writes one; a text file can be '
-                     f'converted with np.save(path, np.loadtxt(text_file)))')
+    raise ValueError(
+      f'{what}: {path} is not a .npy file (np.save writes one; a text file can be '
+      f'converted with np.save(path, np.loadtxt(text_file)))'
+    )
   try:
     return np.load(path, allow_pickle=False)
   except (OSError, ValueError) as e:
@@ -37,8 +40,7 @@ def packed_codes(arr: np.ndarray, what: str, bits: int | None):
     if bits is None:
       raise ValueError(f'{what} is packed uint32: pass --bits')
     if arr.shape[1] != num_words(bits):
-      raise ValueError(f'{what} has {arr.shape[1]} words per code; --bits '
-                       f'{bits} needs {num_words(bits)}')
+      raise ValueError(f'{what} has {arr.shape[1]} words per code; --bits {bits} needs {num_words(bits)}')
     return arr, bits
   if bits is not None and arr.shape[1] != bits:
     raise ValueError(f'{what} has {arr.shape[1]} bits but --bits {bits}')

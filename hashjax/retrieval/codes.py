@@ -28,24 +28,25 @@ def num_words(bits: int) -> int:
 def _bits_numpy(codes: np.ndarray, binary01: bool | None) -> np.ndarray:
   """(n, bits) bool array of code bits (host-side, with validation)."""
   if codes.ndim != 2:
-    raise ValueError(f"codes must be 2-D (n, bits), got shape {codes.shape}")
+    raise ValueError(f'codes must be 2-D (n, bits), got shape {codes.shape}')
   if codes.shape[1] == 0:
-    raise ValueError("codes must have at least one bit")
+    raise ValueError('codes must have at least one bit')
   kind = codes.dtype.kind
-  if kind not in "biuf":
-    raise ValueError(f"codes must be bool, int or float, got dtype {codes.dtype}")
-  if kind == "f" and np.isnan(codes).any():
-    raise ValueError("codes contain NaN")
+  if kind not in 'biuf':
+    raise ValueError(f'codes must be bool, int or float, got dtype {codes.dtype}')
+  if kind == 'f' and np.isnan(codes).any():
+    raise ValueError('codes contain NaN')
   if binary01 is None:
-    binary01 = kind in "bu"
+    binary01 = kind in 'bu'
     if not binary01 and codes.size:
       is01 = (codes == 0) | (codes == 1)
       if is01.all() and (codes == 0).any():
         raise ValueError(
-            "codes look like {0,1} but have a signed/float dtype; pass "
-            "binary01=True (bit = x > 0) or binary01=False (bit = x >= 0)")
+          'codes look like {0,1} but have a signed/float dtype; pass '
+          'binary01=True (bit = x > 0) or binary01=False (bit = x >= 0)'
+        )
   if binary01:
-    if kind == "b":
+    if kind == 'b':
       return codes
     return codes > 0
   return codes >= 0
@@ -59,8 +60,8 @@ def pack_codes(codes, binary01: bool | None = None) -> np.ndarray:
   padded = np.zeros((n, w * 32), dtype=bool)
   padded[:, :k] = bits
   # little bit order: bit i -> byte i//8, position i%8; '<u4' view -> word i//32.
-  packed = np.packbits(padded, axis=1, bitorder="little")
-  return np.ascontiguousarray(packed).view("<u4").astype(np.uint32).reshape(n, w)
+  packed = np.packbits(padded, axis=1, bitorder='little')
+  return np.ascontiguousarray(packed).view('<u4').astype(np.uint32).reshape(n, w)
 
 
 def pack_codes_jnp(codes: jnp.ndarray, binary01: bool = False) -> jnp.ndarray:
@@ -85,9 +86,9 @@ def unpack_codes(packed, bits: int) -> np.ndarray:
   """Inverse of ``pack_codes``: (n, bits) int8 in {-1, +1}."""
   packed = np.asarray(packed)
   if packed.dtype != np.uint32 or packed.ndim != 2:
-    raise ValueError(f"packed must be 2-D uint32, got {packed.dtype} {packed.shape}")
+    raise ValueError(f'packed must be 2-D uint32, got {packed.dtype} {packed.shape}')
   if packed.shape[1] != num_words(bits):
-    raise ValueError(f"{packed.shape[1]} words cannot hold {bits} bits")
+    raise ValueError(f'{packed.shape[1]} words cannot hold {bits} bits')
   i = np.arange(bits)
   b = (packed[:, i // 32] >> (i % 32).astype(np.uint32)) & np.uint32(1)
   return (2 * b.astype(np.int8) - 1).astype(np.int8)
@@ -104,16 +105,15 @@ def save_code_db(path, packed, labels, ids, bits: int) -> None:
   """Writes a code database to a plain ``.npz`` (keys packed/labels/ids/bits)."""
   packed, labels, ids = np.asarray(packed), np.asarray(labels), np.asarray(ids)
   if packed.dtype != np.uint32 or packed.ndim != 2:
-    raise ValueError(f"packed must be 2-D uint32, got {packed.dtype} {packed.shape}")
+    raise ValueError(f'packed must be 2-D uint32, got {packed.dtype} {packed.shape}')
   if packed.shape[1] != num_words(bits):
-    raise ValueError(f"{packed.shape[1]} words cannot hold {bits} bits")
+    raise ValueError(f'{packed.shape[1]} words cannot hold {bits} bits')
   n = packed.shape[0]
   if len(labels) != n or len(ids) != n:
-    raise ValueError(
-        f"lengths differ: packed {n}, labels {len(labels)}, ids {len(ids)}")
+    raise ValueError(f'lengths differ: packed {n}, labels {len(labels)}, ids {len(ids)}')
   np.savez(path, packed=packed, labels=labels, ids=ids, bits=np.int64(bits))
 
 
 def load_code_db(path) -> CodeDB:
   with np.load(path, allow_pickle=False) as f:
-    return CodeDB(f["packed"], f["labels"], f["ids"], int(f["bits"]))
+    return CodeDB(f['packed'], f['labels'], f['ids'], int(f['bits']))

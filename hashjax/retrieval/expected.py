@@ -77,11 +77,21 @@ def expected_ap_at(n: np.ndarray, r: np.ndarray, top: int) -> tuple[np.ndarray, 
   # 4096 queries in order of support width, each as wide as its widest: the work is ~ sum of widths.
   lo = np.maximum(0, m - (nt - rt))
   widths = (np.minimum(rt, m) - lo).astype(np.int64) + 1
-  order = np.argsort(widths, kind="stable")
+  order = np.argsort(widths, kind='stable')
   for start in range(0, len(order), 4096):
-    b = order[start:start + 4096]
-    ap[b], hits[b] = _cut_bucket_terms(nt[b, None], rt[b, None], m[b, None], n0t[b, None], r0t[b, None],
-                                       s_before[b, None], lo[b, None], int(widths[b].max()), harm, log_fact)
+    b = order[start : start + 4096]
+    ap[b], hits[b] = _cut_bucket_terms(
+      nt[b, None],
+      rt[b, None],
+      m[b, None],
+      n0t[b, None],
+      r0t[b, None],
+      s_before[b, None],
+      lo[b, None],
+      int(widths[b].max()),
+      harm,
+      log_fact,
+    )
   return ap, hits
 
 

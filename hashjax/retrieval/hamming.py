@@ -16,8 +16,7 @@ def hamming_distances(q_packed, db_packed) -> jnp.ndarray:
   """Full (nq, ndb) int32 Hamming distance matrix of packed uint32 codes."""
   q_packed, db_packed = jnp.asarray(q_packed), jnp.asarray(db_packed)
   if q_packed.dtype != jnp.uint32 or db_packed.dtype != jnp.uint32:
-    raise ValueError("packed codes must be uint32")
+    raise ValueError('packed codes must be uint32')
   if q_packed.shape[-1] != db_packed.shape[-1]:
-    raise ValueError(
-        f"word counts differ: {q_packed.shape[-1]} vs {db_packed.shape[-1]}")
+    raise ValueError(f'word counts differ: {q_packed.shape[-1]} vs {db_packed.shape[-1]}')
   return hamming_block(q_packed, db_packed)

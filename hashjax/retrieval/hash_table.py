@@ -35,11 +35,10 @@ class HashTable:
   def __init__(self, db_packed, bits: int, max_probes: int = 1_000_000):
     db = np.asarray(db_packed)
     if db.dtype != np.uint32 or db.ndim != 2 or db.shape[1] != num_words(bits):
-      raise ValueError(f"db_packed must be (n, {num_words(bits)}) uint32, got "
-                       f"{db.dtype} {db.shape}")
+      raise ValueError(f'db_packed must be (n, {num_words(bits)}) uint32, got {db.dtype} {db.shape}')
     self.bits, self.max_probes = int(bits), max_probes
     uniq, inverse = np.unique(db, axis=0, return_inverse=True)
-    order = np.argsort(inverse.ravel(), kind="stable")  # ids ascending per code
+    order = np.argsort(inverse.ravel(), kind='stable')  # ids ascending per code
     starts = np.searchsorted(inverse.ravel()[order], np.arange(len(uniq)))
     ids = np.split(order.astype(np.int64), starts[1:])
     self.buckets = {u.tobytes(): i for u, i in zip(uniq, ids)}
@@ -56,8 +55,7 @@ class HashTable:
     """
     nprobe = sum(math.comb(self.bits, i) for i in range(radius + 1))
     if nprobe > self.max_probes:
-      raise ValueError(f"radius {radius} needs {nprobe} probes "
-                       f"(> max_probes={self.max_probes})")
+      raise ValueError(f'radius {radius} needs {nprobe} probes (> max_probes={self.max_probes})')
     if radius not in self._masks:
       self._masks[radius] = _flip_masks(self.bits, radius)
     masks, sizes = self._masks[radius]

@@ -53,8 +53,7 @@ def _library_path() -> str:
   for name in SOURCES + HEADERS:
     with open(os.path.join(KERNELS, name), 'rb') as f:
       key.update(f.read())
-  cache = os.environ.get('HASHJAX_NATIVE_CACHE') or os.path.join(
-      os.path.expanduser('~'), '.cache', 'hashjax', 'native')
+  cache = os.environ.get('HASHJAX_NATIVE_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'hashjax', 'native')
   return os.path.join(cache, f'kernels_{key.hexdigest()[:16]}.so')
 
 
@@ -66,9 +65,21 @@ def _compile(path: str) -> None:
   # Written beside its final name, then renamed: concurrent processes never load a partial file.
   fd, tmp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
   os.close(fd)
-  cmd = [cxx, '-O3', '-march=native', '-std=c++17', '-shared', '-fPIC', '-w',
-         '-I', jax.ffi.include_dir(), *(os.path.join(KERNELS, name) for name in SOURCES),
-         '-o', tmp, '-lpthread']
+  cmd = [
+    cxx,
+    '-O3',
+    '-march=native',
+    '-std=c++17',
+    '-shared',
+    '-fPIC',
+    '-w',
+    '-I',
+    jax.ffi.include_dir(),
+    *(os.path.join(KERNELS, name) for name in SOURCES),
+    '-o',
+    tmp,
+    '-lpthread',
+  ]
   try:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
@@ -112,9 +123,8 @@ def pack_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return words
   hot = labels[:, :num_classes] != 0
   for w in range(words.shape[1]):
-    block = hot[:, 32 * w:32 * (w + 1)]
-    words[:, w] = (block.astype(np.uint32) << np.arange(block.shape[1], dtype=np.uint32)).sum(
-        -1, dtype=np.uint32)
+    block = hot[:, 32 * w : 32 * (w + 1)]
+    words[:, w] = (block.astype(np.uint32) << np.arange(block.shape[1], dtype=np.uint32)).sum(-1, dtype=np.uint32)
   return words
 
 
@@ -128,19 +138,31 @@ def _threads() -> int:
 @functools.partial(jax.jit, static_argnames=('bins', 'ks', 'pns', 'threads'))
 def _call(q_packed, q_words, db_packed, db_words, *, bins, ks, pns, threads):
   nq = q_packed.shape[0]
-  shapes = (jax.ShapeDtypeStruct((nq, bins), jnp.int32), jax.ShapeDtypeStruct((nq, bins), jnp.int32),
-            jax.ShapeDtypeStruct((nq,), jnp.float32), jax.ShapeDtypeStruct((nq, len(ks)), jnp.float32),
-            jax.ShapeDtypeStruct((nq, len(ks)), jnp.int32), jax.ShapeDtypeStruct((nq, len(pns)), jnp.int32))
+  shapes = (
+    jax.ShapeDtypeStruct((nq, bins), jnp.int32),
+    jax.ShapeDtypeStruct((nq, bins), jnp.int32),
+    jax.ShapeDtypeStruct((nq,), jnp.float32),
+    jax.ShapeDtypeStruct((nq, len(ks)), jnp.float32),
+    jax.ShapeDtypeStruct((nq, len(ks)), jnp.int32),
+    jax.ShapeDtypeStruct((nq, len(pns)), jnp.int32),
+  )
   return jax.ffi.ffi_call('hashjax_stable_ap', shapes)(
-      q_packed, q_words, db_packed, db_words, ks=np.array(ks, np.int64), pns=np.array(pns, np.int64),
-      threads=np.int64(threads))
+    q_packed,
+    q_words,
+    db_packed,
+    db_words,
+    ks=np.array(ks, np.int64),
+    pns=np.array(pns, np.int64),
+    threads=np.int64(threads),
+  )
 
 
 def _require():
   ok, why = available()
   if not ok:
-    raise RuntimeError(f'the native kernels are unavailable: {why}. '
-                       "Use stable_impl='count' / topk_search(..., impl='xla') instead.")
+    raise RuntimeError(
+      f"the native kernels are unavailable: {why}. Use stable_impl='count' / topk_search(..., impl='xla') instead."
+    )
 
 
 # The stable kernel's counters hold 24-bit counts (kernels/stable_ap.cc).
@@ -152,15 +174,26 @@ def stable_stats(q_packed, q_labels, db_packed, db_labels, *, bits: int, ks=(), 
   under stable ties, the keys of per_query's counting path. Labels as `validate.check_labels`."""
   _require()
   if len(db_packed) > STABLE_MAX_DB:
-    raise ValueError(f'the native stable kernel takes up to {STABLE_MAX_DB} database codes, got '
-                     f"{len(db_packed)}; use stable_impl='count' (or shard the database over a mesh)")
-  num_classes = int(max(np.max(q_labels, initial=0), np.max(db_labels, initial=0)) + 1) \
-      if np.ndim(q_labels) == 1 else int(np.shape(q_labels)[1])
+    raise ValueError(
+      f'the native stable kernel takes up to {STABLE_MAX_DB} database codes, got '
+      f"{len(db_packed)}; use stable_impl='count' (or shard the database over a mesh)"
+    )
+  num_classes = (
+    int(max(np.max(q_labels, initial=0), np.max(db_labels, initial=0)) + 1)
+    if np.ndim(q_labels) == 1
+    else int(np.shape(q_labels)[1])
+  )
   ks, pns = tuple(int(k) for k in ks), tuple(int(m) for m in pns)
   hist_all, hist_rel, ap, ap_k, n_rel_k, hits_n = _call(
-      np.asarray(q_packed, np.uint32), pack_labels(q_labels, num_classes),
-      np.asarray(db_packed, np.uint32), pack_labels(db_labels, num_classes),
-      bins=bits + 1, ks=ks, pns=pns, threads=_threads())
+    np.asarray(q_packed, np.uint32),
+    pack_labels(q_labels, num_classes),
+    np.asarray(db_packed, np.uint32),
+    pack_labels(db_labels, num_classes),
+    bins=bits + 1,
+    ks=ks,
+    pns=pns,
+    threads=_threads(),
+  )
   out = {'hist_all': hist_all, 'hist_rel': hist_rel, 'ap': ap}
   for i, k in enumerate(ks):
     out[f'ap@{k}'], out[f'n_rel@{k}'] = ap_k[:, i], n_rel_k[:, i]
@@ -178,5 +211,4 @@ def _call_topk(q_packed, db_packed, *, k, threads):
 def topk(q_packed, db_packed, k: int):
   """(distances, indices) int32 (nq, k) of the k nearest codes: ascending distance, ties by index."""
   _require()
-  return _call_topk(np.asarray(q_packed, np.uint32), np.asarray(db_packed, np.uint32), k=int(k),
-                    threads=_threads())
+  return _call_topk(np.asarray(q_packed, np.uint32), np.asarray(db_packed, np.uint32), k=int(k), threads=_threads())

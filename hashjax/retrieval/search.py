@@ -20,21 +20,25 @@ runs as a C++ custom call (retrieval.native, kernels/topk.cc), 11-15x faster.
 import functools
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax import lax
-from jax.sharding import NamedSharding, PartitionSpec as P
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
 
 from hashjax.retrieval import native
 from hashjax.retrieval.codes import num_words
 from hashjax.retrieval.hamming import hamming_block
 from hashjax.retrieval.per_query import _map_chunks
-from hashjax.retrieval.select import nth_set_bit, pack_bits, row_histograms, threshold
+from hashjax.retrieval.select import nth_set_bit
+from hashjax.retrieval.select import pack_bits
+from hashjax.retrieval.select import row_histograms
+from hashjax.retrieval.select import threshold
 
 _BIG_IDX = np.iinfo(np.int32).max
 
 
-def db_mesh(axis: str = "db") -> jax.sharding.Mesh:
+def db_mesh(axis: str = 'db') -> jax.sharding.Mesh:
   """1-D mesh over all devices, for ``topk_search(..., mesh=...)``."""
   return jax.make_mesh((jax.device_count(),), (axis,))
 
@@ -52,6 +56,7 @@ def _histogram(qc, dbc, vc, *, bits):
 
 def _masks(qc, dbc, vc, t, *, bits):
   """Bit masks (cq, slice / 32) uint32 of this slice's items below t and at t, in index order."""
+
   def step(_, c):
     d = _distances(qc, dbc, vc, c, bits)
     return None, (pack_bits(d < t[:, None]), pack_bits(d == t[:, None]))
@@ -73,8 +78,9 @@ def _select(qc, db, lt_words, eq_words, offset, t, need, lt_before, eq_before, *
   n_lt = count(lt_words)
   mine = (rank >= 0) & (rank < jnp.where(below, n_lt, count(eq_words)))
   # One search over both masks side by side: rank r of the items at t is rank n_lt + r of the pair.
-  pos = nth_set_bit(jnp.concatenate([lt_words, eq_words], axis=1),
-                    jnp.where(mine, jnp.where(below, rank, n_lt + rank), 0))
+  pos = nth_set_bit(
+    jnp.concatenate([lt_words, eq_words], axis=1), jnp.where(mine, jnp.where(below, rank, n_lt + rank), 0)
+  )
   local = jnp.where(below, pos, pos - db.shape[0])
   local = jnp.minimum(local, db.shape[0] - 1)  # slots that are not this slice's
   codes = jnp.take(db, local, axis=0)  # (cq, k, words)
@@ -82,8 +88,7 @@ def _select(qc, db, lt_words, eq_words, offset, t, need, lt_before, eq_before, *
   return jnp.where(mine, dist, 0), jnp.where(mine, offset + local, 0)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "bits", "db_chunk",
-                                             "query_chunk", "mesh", "axis"))
+@functools.partial(jax.jit, static_argnames=('k', 'bits', 'db_chunk', 'query_chunk', 'mesh', 'axis'))
 def _topk(q, db, valid, *, k, bits, db_chunk, query_chunk, mesh, axis):
   def local(q, db, valid):
     dbc = db.reshape(-1, db_chunk, db.shape[1])
@@ -103,26 +108,34 @@ def _topk(q, db, valid, *, k, bits, db_chunk, query_chunk, mesh, axis):
         below = lax.broadcasted_iota(jnp.int32, earlier.shape, 1) < t[:, None]
         lt_before = jnp.sum(jnp.where(below, earlier, 0), axis=1)
         eq_before = jnp.take_along_axis(earlier, t[:, None], axis=1)[:, 0]
-        d, i = _select(qc, db, *_masks(qc, dbc, vc, t, bits=bits), me * db.shape[0], t, need,
-                       lt_before, eq_before, k=k)
+        d, i = _select(qc, db, *_masks(qc, dbc, vc, t, bits=bits), me * db.shape[0], t, need, lt_before, eq_before, k=k)
         d, i = lax.psum((d, i), axis)  # every slot was filled on exactly one device
       d, i = lax.sort((d, i), dimension=1, num_keys=2)
-      return {"d": d, "i": i}
+      return {'d': d, 'i': i}
 
     out = _map_chunks(one_query_chunk, q, chunk=query_chunk)
-    return out["d"], out["i"]
+    return out['d'], out['i']
 
   if mesh is None:
     return local(q, db, valid)
   # check_vma=False: the scans' carries start replicated and become per-device.
-  return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis), P(axis)), out_specs=(P(), P()),
-                       check_vma=False)(q, db, valid)
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(axis), P(axis)), out_specs=(P(), P()), check_vma=False)(
+    q, db, valid
+  )
 
 
-def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
-                db_chunk: int = 16384, query_chunk: int | None = None,
-                mesh: jax.sharding.Mesh | None = None, axis: str = "db",
-                impl: str = "auto"):
+def topk_search(
+  q_packed,
+  db_packed,
+  k: int,
+  *,
+  bits: int | None = None,
+  db_chunk: int = 16384,
+  query_chunk: int | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+  axis: str = 'db',
+  impl: str = 'auto',
+):
   """Exact k nearest database codes by Hamming distance.
 
   Args:
@@ -141,30 +154,28 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
     searched once.
   """
   q, db = np.asarray(q_packed), np.asarray(db_packed)
-  for name, x in (("q_packed", q), ("db_packed", db)):
+  for name, x in (('q_packed', q), ('db_packed', db)):
     if x.dtype != np.uint32 or x.ndim != 2:
-      raise ValueError(f"{name} must be 2-D packed uint32, got {x.dtype} "
-                       f"{x.shape}")
+      raise ValueError(f'{name} must be 2-D packed uint32, got {x.dtype} {x.shape}')
   if q.shape[1] != db.shape[1]:
-    raise ValueError(f"word counts differ: {q.shape[1]} vs {db.shape[1]}")
+    raise ValueError(f'word counts differ: {q.shape[1]} vs {db.shape[1]}')
   bits = 32 * db.shape[1] if bits is None else int(bits)
   if num_words(bits) != db.shape[1]:
-    raise ValueError(f"bits={bits} does not match {db.shape[1]} words")
+    raise ValueError(f'bits={bits} does not match {db.shape[1]} words')
   ndb = db.shape[0]
   if not 1 <= k <= ndb:
-    raise ValueError(f"k must be in [1, {ndb}], got {k}")
+    raise ValueError(f'k must be in [1, {ndb}], got {k}')
   if ndb >= _BIG_IDX:
-    raise ValueError("database too large for int32 indices")
-  if impl not in ("auto", "native", "xla"):
+    raise ValueError('database too large for int32 indices')
+  if impl not in ('auto', 'native', 'xla'):
     raise ValueError(f"impl must be 'auto', 'native' or 'xla', got {impl!r}")
-  if impl == "auto":
-    impl = ("native" if mesh is None and jax.default_backend() == "cpu"
-            and native.available()[0] else "xla")
-  if impl == "native" and mesh is not None:
+  if impl == 'auto':
+    impl = 'native' if mesh is None and jax.default_backend() == 'cpu' and native.available()[0] else 'xla'
+  if impl == 'native' and mesh is not None:
     raise ValueError("impl='native' searches one device; drop mesh or use impl='xla'")
   q, inverse = np.unique(q, axis=0, return_inverse=True)  # identical queries, identical answers
   inverse = inverse.reshape(-1)
-  if impl == "native":
+  if impl == 'native':
     d, i = native.topk(q, db, k)
     return d[inverse], i[inverse]
   ndev = 1 if mesh is None else mesh.shape[axis]
@@ -179,6 +190,5 @@ def topk_search(q_packed, db_packed, k: int, *, bits: int | None = None,
   if mesh is not None:
     db = jax.device_put(db, NamedSharding(mesh, P(axis)))
     valid = jax.device_put(valid, NamedSharding(mesh, P(axis)))
-  d, i = _topk(q, db, valid, k=int(k), bits=bits, db_chunk=chunk,
-               query_chunk=query_chunk, mesh=mesh, axis=axis)
+  d, i = _topk(q, db, valid, k=int(k), bits=bits, db_chunk=chunk, query_chunk=query_chunk, mesh=mesh, axis=axis)
   return d[inverse], i[inverse]

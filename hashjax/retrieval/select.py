@@ -8,8 +8,8 @@ of a stable sort by distance (retrieval.search).
 """
 
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 
 def row_histograms(values, nbins: int):
@@ -39,7 +39,7 @@ def pack_bits(mask):
   """(rows, n) bool -> (rows, n / 32) uint32 words, item j of a word at bit j (n a multiple of 32)."""
   rows, n = mask.shape
   if n % 32:
-    raise ValueError(f"pack_bits needs a multiple of 32 items per row, got {n}")
+    raise ValueError(f'pack_bits needs a multiple of 32 items per row, got {n}')
   shift = lax.broadcasted_iota(jnp.uint32, (1, 1, 32), 2)
   return jnp.sum(mask.reshape(rows, n // 32, 32).astype(jnp.uint32) << shift, axis=2, dtype=jnp.uint32)
 
@@ -53,7 +53,7 @@ def nth_set_bit(words, ranks):
   """
   count = lax.population_count(words).astype(jnp.int32)
   upto = jnp.cumsum(count, axis=1)  # set bits in words 0..w
-  w = jax.vmap(lambda u, r: jnp.searchsorted(u, r, side="right", method="scan"))(upto, ranks)
+  w = jax.vmap(lambda u, r: jnp.searchsorted(u, r, side='right', method='scan'))(upto, ranks)
   word = jnp.take_along_axis(words, w, axis=1)
   r = ranks - (jnp.take_along_axis(upto, w, axis=1) - jnp.take_along_axis(count, w, axis=1))
   pos = jnp.zeros_like(ranks)

@@ -10,5 +10,14 @@ from hashjax.spectral.clustering import spectral_embedding
 from hashjax.spectral.discretize import discretize
 from hashjax.spectral.discretize import discretize_from_row
 
-__all__ = ['ASSIGN_LABELS', 'EIGEN_SOLVERS', 'discretize', 'discretize_from_row', 'kmeans', 'rbf_affinity',
-           'spectral_clustering', 'spectral_clustering_affinity', 'spectral_embedding']
+__all__ = [
+  'ASSIGN_LABELS',
+  'EIGEN_SOLVERS',
+  'discretize',
+  'discretize_from_row',
+  'kmeans',
+  'rbf_affinity',
+  'spectral_clustering',
+  'spectral_clustering_affinity',
+  'spectral_embedding',
+]

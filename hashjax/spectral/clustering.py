@@ -38,7 +38,7 @@ def rbf_affinity(x: jax.Array, gamma: float = 1.0) -> jax.Array:
 
 
 EIGEN_SOLVERS = ('eigh', 'subspace')
-SUBSPACE_ITERS = 30      # products with the matrix
+SUBSPACE_ITERS = 30  # products with the matrix
 _PRODUCTS_PER_ORTHO = 3  # fewer sequential steps: on a busy CPU each one waits for its threads
 
 
@@ -80,8 +80,9 @@ def _top_eigenvectors_subspace(matrix: jax.Array, shift: jax.Array, k: int, num_
   return basis @ ritz[:, ::-1][:, :k]
 
 
-def spectral_embedding(affinity: jax.Array, num_components: int, *, eigen_solver: str = 'eigh',
-                       num_iters: int = SUBSPACE_ITERS) -> jax.Array:
+def spectral_embedding(
+  affinity: jax.Array, num_components: int, *, eigen_solver: str = 'eigh', num_iters: int = SUBSPACE_ITERS
+) -> jax.Array:
   """(n, k) embedding: the k smallest eigenvectors of the normalised Laplacian, rows / sqrt(degree).
 
   eigen_solver: 'eigh' (dense, exact, any symmetric affinity) or 'subspace' (block subspace
@@ -101,7 +102,7 @@ def spectral_embedding(affinity: jax.Array, num_components: int, *, eigen_solver
   # Smallest eigenvalues of I - M are the largest of M.
   if eigen_solver == 'eigh':
     _, vectors = jnp.linalg.eigh(normalized)  # ascending
-    embedding = vectors[:, n - num_components:][:, ::-1]
+    embedding = vectors[:, n - num_components :][:, ::-1]
   else:
     shift = jnp.clip(jnp.max(jnp.diagonal(affinity) / safe_degree), 0.0, 1.0)
     embedding = _top_eigenvectors_subspace(normalized, shift, num_components, num_iters)
@@ -109,8 +110,7 @@ def spectral_embedding(affinity: jax.Array, num_components: int, *, eigen_solver
 
 
 def _squared_distances(x: jax.Array, centers: jax.Array) -> jax.Array:
-  return jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(centers * centers, 1)[None, :]
-                     - 2.0 * (x @ centers.T), 0.0)
+  return jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(centers * centers, 1)[None, :] - 2.0 * (x @ centers.T), 0.0)
 
 
 def _kmeans_plus_plus(x: jax.Array, num_clusters: int, key: jax.Array) -> jax.Array:
@@ -153,8 +153,9 @@ def _lloyd(x: jax.Array, centers: jax.Array, num_iters: int):
 
 
 @functools.partial(jax.jit, static_argnames=('num_clusters', 'num_restarts', 'num_iters'))
-def kmeans(x: jax.Array, num_clusters: int, key: jax.Array, *, num_restarts: int = 10,
-           num_iters: int = 50) -> jax.Array:
+def kmeans(
+  x: jax.Array, num_clusters: int, key: jax.Array, *, num_restarts: int = 10, num_iters: int = 50
+) -> jax.Array:
   """(n,) int32 labels of the best (lowest inertia) of `num_restarts` k-means++ runs."""
   x = x.astype(jnp.float32)
 
@@ -165,9 +166,16 @@ def kmeans(x: jax.Array, num_clusters: int, key: jax.Array, *, num_restarts: int
   return labels[jnp.argmin(inertia)].astype(jnp.int32)
 
 
-def spectral_clustering_affinity(affinity: jax.Array, num_clusters: int, key: jax.Array, *,
-                                 num_restarts: int = 10, num_iters: int = 50,
-                                 eigen_solver: str = 'eigh', assign_labels: str = 'kmeans') -> jax.Array:
+def spectral_clustering_affinity(
+  affinity: jax.Array,
+  num_clusters: int,
+  key: jax.Array,
+  *,
+  num_restarts: int = 10,
+  num_iters: int = 50,
+  eigen_solver: str = 'eigh',
+  assign_labels: str = 'kmeans',
+) -> jax.Array:
   """(n,) cluster labels from a symmetric non-negative (n, n) affinity.
 
   assign_labels: 'kmeans' (num_restarts runs of at most num_iters Lloyd iterations) or
@@ -181,9 +189,24 @@ def spectral_clustering_affinity(affinity: jax.Array, num_clusters: int, key: ja
   return kmeans(embedding, num_clusters, key, num_restarts=num_restarts, num_iters=num_iters)
 
 
-def spectral_clustering(x: jax.Array, num_clusters: int, key: jax.Array, *, gamma: float = 1.0,
-                        num_restarts: int = 10, num_iters: int = 50, eigen_solver: str = 'eigh',
-                        assign_labels: str = 'kmeans') -> jax.Array:
+def spectral_clustering(
+  x: jax.Array,
+  num_clusters: int,
+  key: jax.Array,
+  *,
+  gamma: float = 1.0,
+  num_restarts: int = 10,
+  num_iters: int = 50,
+  eigen_solver: str = 'eigh',
+  assign_labels: str = 'kmeans',
+) -> jax.Array:
   """(n,) cluster labels of the rows of x (n, d), with the RBF affinity of their unit vectors."""
-  return spectral_clustering_affinity(rbf_affinity(x, gamma), num_clusters, key, num_restarts=num_restarts,
-                                      num_iters=num_iters, eigen_solver=eigen_solver, assign_labels=assign_labels)
+  return spectral_clustering_affinity(
+    rbf_affinity(x, gamma),
+    num_clusters,
+    key,
+    num_restarts=num_restarts,
+    num_iters=num_iters,
+    eigen_solver=eigen_solver,
+    assign_labels=assign_labels,
+  )

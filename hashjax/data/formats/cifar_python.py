@@ -14,6 +14,7 @@ cannot run code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import io
 import os
@@ -21,7 +22,6 @@ import pickle
 import re
 import tarfile
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 
@@ -35,11 +35,11 @@ LABEL_TYPES = ('fine', 'coarse')  # CIFAR-100's 100 classes or its 20 superclass
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-  title: str          # the download page's name for it
-  archive: str        # the published archive
-  folder: str         # what the archive extracts to
-  marker: str         # a file only that folder holds
-  train: re.Pattern   # names of the training batches (CIFAR-10: data_batch_N, read in the order of N)
+  title: str  # the download page's name for it
+  archive: str  # the published archive
+  folder: str  # what the archive extracts to
+  marker: str  # a file only that folder holds
+  train: re.Pattern  # names of the training batches (CIFAR-10: data_batch_N, read in the order of N)
   test: str
 
   def batch_number(self, member: str) -> int:
@@ -49,26 +49,38 @@ class Layout:
 
 URL = 'https://www.cs.toronto.edu/~kriz/cifar.html'
 LAYOUTS = {
-    'cifar10': Layout('the CIFAR-10 python version', 'cifar-10-python.tar.gz', 'cifar-10-batches-py',
-                      'test_batch', re.compile(r'data_batch_(\d+)'), 'test_batch'),
-    'cifar100': Layout('the CIFAR-100 python version', 'cifar-100-python.tar.gz', 'cifar-100-python',
-                       'test', re.compile(r'train'), 'test'),
+  'cifar10': Layout(
+    'the CIFAR-10 python version',
+    'cifar-10-python.tar.gz',
+    'cifar-10-batches-py',
+    'test_batch',
+    re.compile(r'data_batch_(\d+)'),
+    'test_batch',
+  ),
+  'cifar100': Layout(
+    'the CIFAR-100 python version', 'cifar-100-python.tar.gz', 'cifar-100-python', 'test', re.compile(r'train'), 'test'
+  ),
 }
 
 # Globals a CIFAR pickle needs: NumPy's array rebuilders (Python 2 wrote numpy.core.*; NumPy 2 reads
 # it as numpy._core.*) and, in protocol-2 pickles written by Python 3, _codecs.encode for bytes.
-_ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', '_reconstruct'),
-            ('numpy._core.multiarray', '_reconstruct'), ('numpy.core.multiarray', 'scalar'),
-            ('numpy._core.multiarray', 'scalar'), ('_codecs', 'encode')}
+_ALLOWED = {
+  ('numpy', 'ndarray'),
+  ('numpy', 'dtype'),
+  ('numpy.core.multiarray', '_reconstruct'),
+  ('numpy._core.multiarray', '_reconstruct'),
+  ('numpy.core.multiarray', 'scalar'),
+  ('numpy._core.multiarray', 'scalar'),
+  ('_codecs', 'encode'),
+}
 
 
 class _ArraysOnly(pickle.Unpickler):
-
   def find_class(self, module, name):
     if (module, name) not in _ALLOWED:
       raise pickle.UnpicklingError(f'{module}.{name} is not something a CIFAR pickle holds')
     if module.startswith('numpy.core.') and hasattr(np, '_core'):
-      module = 'numpy._core.' + module[len('numpy.core.'):]  # numpy.core is a deprecated alias
+      module = 'numpy._core.' + module[len('numpy.core.') :]  # numpy.core is a deprecated alias
     return super().find_class(module, name)
 
 
@@ -85,15 +97,26 @@ def expected(name: str) -> str:
 
 
 def _bad_file(name: str, where: str, problem: str) -> ValueError:
-  return ValueError(f'{name}: {where}: {problem}; the file is truncated or not {LAYOUTS[name].title}: '
-                    f'download {LAYOUTS[name].archive} again from {URL}')
+  return ValueError(
+    f'{name}: {where}: {problem}; the file is truncated or not {LAYOUTS[name].title}: '
+    f'download {LAYOUTS[name].archive} again from {URL}'
+  )
 
 
 def _unpickle(name: str, f, where: str) -> dict[str, object]:
   try:
     d = _ArraysOnly(f, encoding='bytes').load()
-  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError, OSError,
-          zlib.error) as e:
+  except (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    OSError,
+    zlib.error,
+  ) as e:
     raise _bad_file(name, where, f'cannot unpickle ({type(e).__name__}: {e})') from None
   if not isinstance(d, dict):
     raise _bad_file(name, where, f'holds a {type(d).__name__}, not a dict')
@@ -123,8 +146,7 @@ def _read(name: str, kind: str, path: str, wanted: Callable[[str], bool]) -> dic
   return out
 
 
-def _split(name: str, batches: list[tuple[str, dict]], label_key: str,
-           num_classes: int) -> source_types.Split:
+def _split(name: str, batches: list[tuple[str, dict]], label_key: str, num_classes: int) -> source_types.Split:
   images, labels = [], []
   for where, d in batches:
     if 'data' not in d or label_key not in d:
@@ -169,14 +191,18 @@ def load(name: str, location: tuple[str, str], label_type: str | None = None) ->
   if not train_members or layout.test not in found:
     missing = layout.test if train_members else f'the training batches ({layout.train.pattern})'
     raise source_types.DatasetUnavailableError(
-        f'{name}: {path} lacks {missing}: download {layout.archive} ({layout.title}) again from {URL}')
+      f'{name}: {path} lacks {missing}: download {layout.archive} ({layout.title}) again from {URL}'
+    )
   if name == 'cifar10':
     numbers = [layout.batch_number(m) for m in train_members]
     if numbers != list(range(1, len(numbers) + 1)):
-      raise ValueError(f'{name}: {path} has data_batch_{numbers} (a gap): a batch is missing; extract '
-                       f'{layout.archive} again')
+      raise ValueError(
+        f'{name}: {path} has data_batch_{numbers} (a gap): a batch is missing; extract {layout.archive} again'
+      )
   num_classes = 10 if name == 'cifar10' else (100 if label_type == 'fine' else 20)
-  splits = {'train': _split(name, [found[m] for m in train_members], label_key, num_classes),
-            'test': _split(name, [found[layout.test]], label_key, num_classes)}
+  splits = {
+    'train': _split(name, [found[m] for m in train_members], label_key, num_classes),
+    'test': _split(name, [found[layout.test]], label_key, num_classes),
+  }
   origin = f'{layout.title} ({kind}) at {path}' + (f', {label_type} labels' if name == 'cifar100' else '')
   return source_types.Source(name, splits, num_classes, origin)

@@ -13,8 +13,8 @@ the aspect ratio, the resize here is to a square (the aspect ratio changes): bat
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
+import os
 
 import numpy as np
 from PIL import Image
@@ -50,8 +50,10 @@ class ImageFiles:
       return decode(path, self.size)
     # PIL raises OSError for truncated data, SyntaxError for some malformed headers.
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-      raise ValueError(f'{path} ({self.where(i)}): cannot decode the image ({type(e).__name__}: {e}); '
-                       f'replace the file or remove it from the dataset') from None
+      raise ValueError(
+        f'{path} ({self.where(i)}): cannot decode the image ({type(e).__name__}: {e}); '
+        f'replace the file or remove it from the dataset'
+      ) from None
 
 
 def lazy(reader: ImageFiles) -> lazy_images.LazyImages:

@@ -27,8 +27,10 @@ SPLITS = ('train', 'test', 'database')
 
 def expected(name: str) -> str:
   del name
-  return ('one subfolder per class of .jpg/.png images in dataset.data_dir, or train/ and test/ (and '
-          'optionally database/) folders of such class subfolders')
+  return (
+    'one subfolder per class of .jpg/.png images in dataset.data_dir, or train/ and test/ (and '
+    'optionally database/) folders of such class subfolders'
+  )
 
 
 def _class_folders(root: str) -> list[str]:
@@ -39,8 +41,11 @@ def _images(folder: str) -> list[str]:
   found = []
   for directory, subdirs, files in os.walk(folder):
     subdirs.sort()
-    found += [os.path.join(directory, f) for f in sorted(files)
-              if f.lower().endswith(image_files.IMAGE_SUFFIXES) and not f.startswith('.')]
+    found += [
+      os.path.join(directory, f)
+      for f in sorted(files)
+      if f.lower().endswith(image_files.IMAGE_SUFFIXES) and not f.startswith('.')
+    ]
   return found
 
 
@@ -48,23 +53,25 @@ def _split(root: str, classes: list[str], size: int, split: str) -> source_types
   paths, labels = [], []
   for folder in _class_folders(root):
     if folder not in classes:
-      raise ValueError(f'image_folder: {os.path.join(root, folder)} is not a class of the training split '
-                       f'({", ".join(classes)}): rename or remove it')
+      raise ValueError(
+        f'image_folder: {os.path.join(root, folder)} is not a class of the training split '
+        f'({", ".join(classes)}): rename or remove it'
+      )
     found = _images(os.path.join(root, folder))
     if split == 'train' and not found:
-      raise ValueError(f'image_folder: class folder {os.path.join(root, folder)} holds no .jpg/.png image: '
-                       f'add images or remove the folder')
+      raise ValueError(
+        f'image_folder: class folder {os.path.join(root, folder)} holds no .jpg/.png image: '
+        f'add images or remove the folder'
+      )
     paths += found
     labels += [classes.index(folder)] * len(found)
   if not paths:
-    raise ValueError(f'image_folder: {root} holds no class folder of .jpg/.png images; '
-                     f'expected {expected("")}')
+    raise ValueError(f'image_folder: {root} holds no class folder of .jpg/.png images; expected {expected("")}')
   reader = image_files.ImageFiles(paths, size, lambda i: f'image_folder {split} split')
   return source_types.Split(image_files.lazy(reader), np.asarray(labels, np.int32))
 
 
-def load(name: str, data_dir: str | None, lazy: bool = False,
-         decode_size: int | None = None) -> source_types.Source:
+def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int | None = None) -> source_types.Source:
   """Reads an image folder (module doc).
 
   Args:
@@ -86,13 +93,15 @@ def load(name: str, data_dir: str | None, lazy: bool = False,
   size = image_files.check_size(decode_size)
   if not data_dir or not os.path.isdir(data_dir):
     raise source_types.DatasetUnavailableError(
-        f'{name}: set --config.dataset.data_dir to a folder ({data_dir or "unset"} is not one); '
-        f'expected {expected(name)}')
+      f'{name}: set --config.dataset.data_dir to a folder ({data_dir or "unset"} is not one); expected {expected(name)}'
+    )
   present = [s for s in SPLITS if os.path.isdir(os.path.join(data_dir, s))]
   has_splits = 'train' in present and 'test' in present
   if present and not has_splits:  # else a lone train/ would silently become a class named 'train'
-    raise ValueError(f'{name}: {data_dir} has {"/, ".join(present)}/ but not both train/ and test/: add the '
-                     f'missing one, or point --config.dataset.data_dir at a single folder of class folders')
+    raise ValueError(
+      f'{name}: {data_dir} has {"/, ".join(present)}/ but not both train/ and test/: add the '
+      f'missing one, or point --config.dataset.data_dir at a single folder of class folders'
+    )
   roots = {s: os.path.join(data_dir, s) for s in present} if has_splits else {'train': data_dir}
   classes = _class_folders(roots['train'])
   splits = {split: _split(root, classes, size, split) for split, root in roots.items()}

@@ -34,18 +34,18 @@ URL = 'https://github.com/swuxyj/DeepHash-pytorch/tree/master/data'
 
 @dataclasses.dataclass(frozen=True)
 class ListDataset:
-  num_labels: int | None    # None: as many as the list file's first line has
-  deephash_folder: str      # DeepHash-pytorch's data/<folder>
+  num_labels: int | None  # None: as many as the list file's first line has
+  deephash_folder: str  # DeepHash-pytorch's data/<folder>
   single_label: bool = False  # one-hot rows: stored as class ids
 
 
 DATASETS = {
-    'nus_wide_21': ListDataset(21, 'nuswide_21'),
-    'coco': ListDataset(80, 'coco'),
-    'imagenet100': ListDataset(100, 'imagenet', single_label=True),
-    'mirflickr25k': ListDataset(38, 'mirflickr'),
-    'voc2012': ListDataset(20, 'voc2012'),
-    'image_list': ListDataset(None, '<name>'),  # any label set, in the same file layout
+  'nus_wide_21': ListDataset(21, 'nuswide_21'),
+  'coco': ListDataset(80, 'coco'),
+  'imagenet100': ListDataset(100, 'imagenet', single_label=True),
+  'mirflickr25k': ListDataset(38, 'mirflickr'),
+  'voc2012': ListDataset(20, 'voc2012'),
+  'image_list': ListDataset(None, '<name>'),  # any label set, in the same file layout
 }
 LIST_FILES = {'train': 'train.txt', 'test': 'test.txt', 'database': 'database.txt'}
 REQUIRED = ('train', 'test')  # without database.txt the training set is the database (protocols.full)
@@ -53,16 +53,18 @@ REQUIRED = ('train', 'test')  # without database.txt the training set is the dat
 
 def expected(name: str) -> str:
   folder = DATASETS[name].deephash_folder
-  return (f"train.txt, test.txt and database.txt (DeepHash-pytorch's data/{folder}/*.txt lists, "
-          f'{URL}/{folder}) in dataset.list_dir (default: dataset.data_dir), with the images they name '
-          f'under dataset.data_dir')
+  return (
+    f"train.txt, test.txt and database.txt (DeepHash-pytorch's data/{folder}/*.txt lists, "
+    f'{URL}/{folder}) in dataset.list_dir (default: dataset.data_dir), with the images they name '
+    f'under dataset.data_dir'
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class _List:
-  paths: list[str]      # as written in the file
-  labels: np.ndarray    # uint8 (N, C) 0/1
-  lines: np.ndarray     # each row's line number in the file (1-based; blank lines are skipped)
+  paths: list[str]  # as written in the file
+  labels: np.ndarray  # uint8 (N, C) 0/1
+  lines: np.ndarray  # each row's line number in the file (1-based; blank lines are skipped)
 
 
 def read_list(path: str, name: str, num_labels: int | None, first: str = '') -> _List:
@@ -81,15 +83,16 @@ def read_list(path: str, name: str, num_labels: int | None, first: str = '') -> 
         if not values:
           problem = 'no labels after the image path'
         elif DATASETS[name].num_labels is not None:
-          problem = (f'{len(values)} labels, but {name} has {num_labels} (one 0/1 per label after the image '
-                     f'path); for another label set use --config.dataset.name=image_list')
+          problem = (
+            f'{len(values)} labels, but {name} has {num_labels} (one 0/1 per label after the image '
+            f'path); for another label set use --config.dataset.name=image_list'
+          )
         else:
           problem = f'{len(values)} labels, but {first} has {num_labels}'
         raise ValueError(f'{name}: {path} line {n}: {problem}')
       digits = ''.join(values)
       if len(digits) != num_labels or digits.strip('01'):  # every value a single 0 or 1
-        raise ValueError(f'{name}: {path} line {n}: labels must be 0 or 1, got {" ".join(values)!r}; '
-                         f'fix the line')
+        raise ValueError(f'{name}: {path} line {n}: labels must be 0 or 1, got {" ".join(values)!r}; fix the line')
       paths.append(parts[0])
       rows.append(digits)
       lines.append(n)
@@ -99,8 +102,9 @@ def read_list(path: str, name: str, num_labels: int | None, first: str = '') -> 
   return _List(paths, labels, np.asarray(lines, np.int32))
 
 
-def load(name: str, data_dir: str | None, lazy: bool = False, list_dir: str | None = None,
-         decode_size: int | None = None) -> source_types.Source:
+def load(
+  name: str, data_dir: str | None, lazy: bool = False, list_dir: str | None = None, decode_size: int | None = None
+) -> source_types.Source:
   """Reads a DeepHash-pytorch list dataset (module doc).
 
   Args:
@@ -125,13 +129,13 @@ def load(name: str, data_dir: str | None, lazy: bool = False, list_dir: str | No
   spec, size = DATASETS[name], image_files.check_size(decode_size)
   if not data_dir:
     raise source_types.DatasetUnavailableError(
-        f'{name}: set --config.dataset.data_dir to the image folder; expected {expected(name)}')
+      f'{name}: set --config.dataset.data_dir to the image folder; expected {expected(name)}'
+    )
   list_dir = list_dir or data_dir
   files = {split: os.path.join(list_dir, f) for split, f in LIST_FILES.items()}
   absent = [files[s] for s in REQUIRED if not os.path.isfile(files[s])]
   if absent:
-    raise source_types.DatasetUnavailableError(
-        f'{name}: {" and ".join(absent)} not found; expected {expected(name)}')
+    raise source_types.DatasetUnavailableError(f'{name}: {" and ".join(absent)} not found; expected {expected(name)}')
   num_labels, first, lists = spec.num_labels, '', {}
   for split, path in files.items():
     if os.path.isfile(path):
@@ -143,23 +147,29 @@ def load(name: str, data_dir: str | None, lazy: bool = False, list_dir: str | No
     gone = image_files.missing(full_paths)
     if gone:
       raise source_types.DatasetUnavailableError(
-          f'{name}: {len(gone)} of the {len(full_paths)} images listed in {files[split]} are missing, '
-          f'the first {parsed.paths[gone[0]]!r} (line {parsed.lines[gone[0]]}) looked for as '
-          f'{full_paths[gone[0]]}: set --config.dataset.data_dir to the folder the listed paths are '
-          f'relative to')
+        f'{name}: {len(gone)} of the {len(full_paths)} images listed in {files[split]} are missing, '
+        f'the first {parsed.paths[gone[0]]!r} (line {parsed.lines[gone[0]]}) looked for as '
+        f'{full_paths[gone[0]]}: set --config.dataset.data_dir to the folder the listed paths are '
+        f'relative to'
+      )
     labels = parsed.labels
     if spec.single_label:
       bad = np.flatnonzero(labels.sum(axis=1) != 1)
       if len(bad):
-        raise ValueError(f'{name}: {files[split]} line {parsed.lines[bad[0]]}: {labels[bad[0]].sum()} '
-                         f'labels set, but {name} is single-label (exactly one 1 per line); for '
-                         f'multi-label lists use --config.dataset.name=image_list')
+        raise ValueError(
+          f'{name}: {files[split]} line {parsed.lines[bad[0]]}: {labels[bad[0]].sum()} '
+          f'labels set, but {name} is single-label (exactly one 1 per line); for '
+          f'multi-label lists use --config.dataset.name=image_list'
+        )
       labels = labels.argmax(axis=1).astype(np.int32)
 
     def where(i, path=files[split], lines=parsed.lines):
       return f'{path} line {lines[i]}'
+
     reader = image_files.ImageFiles(full_paths, size, where)
     splits[split] = source_types.Split(image_files.lazy(reader), labels)
-  origin = (f'image lists {", ".join(os.path.basename(files[s]) for s in lists)} in {list_dir}, images under '
-            f'{data_dir} decoded at {size}x{size} when read')
+  origin = (
+    f'image lists {", ".join(os.path.basename(files[s]) for s in lists)} in {list_dir}, images under '
+    f'{data_dir} decoded at {size}x{size} when read'
+  )
   return source_types.Source(name, splits, num_labels, origin)

@@ -49,9 +49,10 @@ def locate(name: str, data_dir: str | None) -> tuple[str, str] | None:
   if os.path.isfile(os.path.join(parent, FOLDER, MARKER)):
     return 'folder', os.path.join(parent, FOLDER)
   raise source_types.DatasetUnavailableError(
-      f'stl10: extract the archive once (its unlabelled images are memory-mapped, which a .tar.gz '
-      f'cannot be): tar xzf {found[1]} -C {parent}  then set '
-      f'--config.dataset.data_dir={os.path.join(parent, FOLDER)}')
+    f'stl10: extract the archive once (its unlabelled images are memory-mapped, which a .tar.gz '
+    f'cannot be): tar xzf {found[1]} -C {parent}  then set '
+    f'--config.dataset.data_dir={os.path.join(parent, FOLDER)}'
+  )
 
 
 def expected(name: str) -> str:
@@ -62,8 +63,10 @@ def expected(name: str) -> str:
 def _num_images(path: str) -> int:
   size = os.path.getsize(path)
   if size == 0 or size % IMAGE_BYTES:
-    raise ValueError(f'stl10: {path} has {size:,} bytes, not a whole number of 96x96x3 images '
-                     f'({IMAGE_BYTES:,} bytes each): the file is truncated; extract {ARCHIVE} again')
+    raise ValueError(
+      f'stl10: {path} has {size:,} bytes, not a whole number of 96x96x3 images '
+      f'({IMAGE_BYTES:,} bytes each): the file is truncated; extract {ARCHIVE} again'
+    )
   return size // IMAGE_BYTES
 
 
@@ -94,11 +97,15 @@ def _labelled(folder: str, images_file: str, labels_file: str) -> source_types.S
   n = _num_images(images_path)
   labels = np.fromfile(labels_path, np.uint8)
   if len(labels) != n:
-    raise ValueError(f'stl10: {labels_path} has {len(labels):,} labels but {images_file} has {n:,} images: '
-                     f'one of them is truncated; extract {ARCHIVE} again')
+    raise ValueError(
+      f'stl10: {labels_path} has {len(labels):,} labels but {images_file} has {n:,} images: '
+      f'one of them is truncated; extract {ARCHIVE} again'
+    )
   if labels.min() < 1 or labels.max() > NUM_CLASSES:
-    raise ValueError(f'stl10: {labels_path} holds labels {labels.min()}..{labels.max()}, expected 1..10: '
-                     f'not an STL-10 label file; extract {ARCHIVE} again')
+    raise ValueError(
+      f'stl10: {labels_path} holds labels {labels.min()}..{labels.max()}, expected 1..10: '
+      f'not an STL-10 label file; extract {ARCHIVE} again'
+    )
   images = _to_hwc(np.fromfile(images_path, np.uint8).reshape(n, 3, SIDE, SIDE))
   return source_types.Split(images, labels.astype(np.int32) - 1)
 
@@ -124,5 +131,4 @@ def load(name: str, location: tuple[str, str]) -> source_types.Source:
     read = PlanarImageFile(unlabelled_path)
     images = lazy_images.LazyImages(read, np.arange(len(read)), (SIDE, SIDE, 3))
     splits['unlabelled'] = source_types.Split(images, np.full(len(read), -1, np.int32))
-  return source_types.Source('stl10', splits, NUM_CLASSES,
-                             f'STL-10 binary at {folder} (unlabelled memory-mapped)')
+  return source_types.Source('stl10', splits, NUM_CLASSES, f'STL-10 binary at {folder} (unlabelled memory-mapped)')

@@ -23,28 +23,28 @@ from __future__ import annotations
 
 import functools
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from hashjax import checkpoint
 from hashjax.models.backbones import alexnet
 from hashjax.models.backbones import googlenet
 from hashjax.models.backbones import layers
 from hashjax.models.backbones import resnet
 from hashjax.models.backbones import vgg
+from hashjax.workdir import checkpoint
 
 IMAGENET_MEAN = googlenet.IMAGENET_MEAN
 IMAGENET_STD = googlenet.IMAGENET_STD
 
 # arch name -> backbone constructor (image_shape, *, width, feature_layer, dtype, rngs, ...)
 BACKBONES = {
-    'alexnet': alexnet.AlexNet,
-    'vgg_f': alexnet.VGGF,
-    **{name: functools.partial(vgg.VGG, name) for name in vgg.CONFIGS},
-    **{name: functools.partial(resnet.ResNet, name) for name in resnet.CONFIGS},
-    'googlenet': googlenet.GoogLeNet,
+  'alexnet': alexnet.AlexNet,
+  'vgg_f': alexnet.VGGF,
+  **{name: functools.partial(vgg.VGG, name) for name in vgg.CONFIGS},
+  **{name: functools.partial(resnet.ResNet, name) for name in resnet.CONFIGS},
+  'googlenet': googlenet.GoogLeNet,
 }
 HEAD_ACTIVATIONS = {'none': lambda x: x, 'tanh': jnp.tanh, 'sigmoid': jax.nn.sigmoid}
 
@@ -56,9 +56,21 @@ class HashNet(nnx.Module):
   cimon_head.DSHTanhNet does (CIMON builds its graph from the features, fc7 before its ReLU).
   """
 
-  def __init__(self, arch: str, bits: int, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               feature_layer: str | None = None, head_relu: bool = True, head_dropout: float = 0.0,
-               head_activation: str = 'none', dtype=jnp.float32, rngs: nnx.Rngs, **backbone_kwargs):
+  def __init__(
+    self,
+    arch: str,
+    bits: int,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str | None = None,
+    head_relu: bool = True,
+    head_dropout: float = 0.0,
+    head_activation: str = 'none',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+    **backbone_kwargs,
+  ):
     if arch not in BACKBONES:
       raise ValueError(f'unknown backbone {arch!r}; valid: {", ".join(sorted(BACKBONES))}')
     if head_activation not in HEAD_ACTIVATIONS:
@@ -76,8 +88,7 @@ class HashNet(nnx.Module):
   def features(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None) -> jax.Array:
     return self.backbone.features(x, train=train, rng=rng)
 
-  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None,
-               with_features: bool = False):
+  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     backbone_rng, head_rng = jax.random.split(rng) if (train and rng is not None) else (None, None)
     features = self.backbone.features(x, train=train, rng=backbone_rng)
     h = nnx.relu(features) if self.head_relu else features
@@ -110,8 +121,12 @@ def flatten(tree: dict, prefix: str = '') -> dict:
 
 def fill(tree: dict, flat: dict, prefix: str = '') -> dict:
   """`tree` with each leaf replaced by `flat`'s array of the same dotted key (in the leaf's dtype)."""
-  return {key: fill(value, flat, f'{prefix}{key}.') if isinstance(value, dict)
-          else np.asarray(flat[f'{prefix}{key}'], value.dtype) for key, value in tree.items()}
+  return {
+    key: fill(value, flat, f'{prefix}{key}.')
+    if isinstance(value, dict)
+    else np.asarray(flat[f'{prefix}{key}'], value.dtype)
+    for key, value in tree.items()
+  }
 
 
 def _replace(tree: dict, saved: dict, group: str, where: str, meta: dict) -> dict:
@@ -120,14 +135,18 @@ def _replace(tree: dict, saved: dict, group: str, where: str, meta: dict) -> dic
   missing = sorted(set(expected) - set(saved))
   unexpected = sorted(set(saved) - set(expected))
   if missing or unexpected:
-    raise ValueError(f'pretrained weights in {where} do not fit this {meta.get("arch")} backbone ({group}): '
-                     f'missing {missing[:5]}{" ..." if len(missing) > 5 else ""}, '
-                     f'unexpected {unexpected[:5]}{" ..." if len(unexpected) > 5 else ""}')
+    raise ValueError(
+      f'pretrained weights in {where} do not fit this {meta.get("arch")} backbone ({group}): '
+      f'missing {missing[:5]}{" ..." if len(missing) > 5 else ""}, '
+      f'unexpected {unexpected[:5]}{" ..." if len(unexpected) > 5 else ""}'
+    )
   for key, value in expected.items():
     if tuple(saved[key].shape) != tuple(value.shape):
-      raise ValueError(f'pretrained weights in {where}: backbone.{key}: the model expects {tuple(value.shape)}, '
-                       f'the checkpoint has {tuple(saved[key].shape)} (converted with width={meta.get("width")}, '
-                       f'in_channels={meta.get("in_channels")}; does config.model.width or the image channels differ?)')
+      raise ValueError(
+        f'pretrained weights in {where}: backbone.{key}: the model expects {tuple(value.shape)}, '
+        f'the checkpoint has {tuple(saved[key].shape)} (converted with width={meta.get("width")}, '
+        f'in_channels={meta.get("in_channels")}; does config.model.width or the image channels differ?)'
+      )
   return fill(tree, saved)
 
 
@@ -140,6 +159,8 @@ def load_pretrained(directory: str, arch: str, params: dict, constants: dict) ->
     raise ValueError(f'pretrained: the weights in {directory} are for {meta.get("arch")!r}, but the model is {arch!r}')
   params = dict(params, backbone=_replace(params['backbone'], saved.get('params', {}), 'params', directory, meta))
   if 'backbone' in constants or 'batch_stats' in saved:
-    constants = dict(constants, backbone=_replace(constants.get('backbone', {}), saved.get('batch_stats', {}),
-                                                  'batch_stats', directory, meta))
+    constants = dict(
+      constants,
+      backbone=_replace(constants.get('backbone', {}), saved.get('batch_stats', {}), 'batch_stats', directory, meta),
+    )
   return params, constants

@@ -22,9 +22,9 @@ fc7, ...] -> `classifier.0`, `classifier.3` (VGG's classifier order). Adaptive a
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models.backbones import layers
 
@@ -38,7 +38,7 @@ def local_response_norm(x: jax.Array, size: int, alpha: float, beta: float, k: f
   """torch.nn.LocalResponseNorm on NHWC x: x / (k + alpha/size * sum of x^2 over `size` channels)^beta."""
   sq = jnp.square(x.astype(jnp.float32))
   padded = jnp.pad(sq, ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)))
-  window = sum(padded[..., i:i + x.shape[-1]] for i in range(size))
+  window = sum(padded[..., i : i + x.shape[-1]] for i in range(size))
   return (x.astype(jnp.float32) / jnp.power(k + alpha / size * window, beta)).astype(x.dtype)
 
 
@@ -50,25 +50,49 @@ def _check_feature_layer(arch: str, feature_layer: str):
 class AlexNet(nnx.Module):
   """torchvision's AlexNet up to fc7; `width` scales every channel and fc count."""
 
-  def __init__(self, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               feature_layer: str = 'fc7_pre_relu', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str = 'fc7_pre_relu',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     _check_feature_layer('alexnet', feature_layer)
     c = image_shape[2]
     size1 = layers.pool_output_size(layers.conv_output_size(min(image_shape[:2]), 11, 4, 2), 3, 2)
     size2 = layers.pool_output_size(size1, 3, 2)
-    layers.check_positive({'features.2 (max pool)': size1, 'features.5 (max pool)': size2,
-                           'features.12 (max pool)': layers.pool_output_size(size2, 3, 2)}, 'alexnet', image_shape)
+    layers.check_positive(
+      {
+        'features.2 (max pool)': size1,
+        'features.5 (max pool)': size2,
+        'features.12 (max pool)': layers.pool_output_size(size2, 3, 2),
+      },
+      'alexnet',
+      image_shape,
+    )
     c1, c2, c3, c4, c5 = (layers.scaled(n, width) for n in (64, 192, 384, 256, 256))
     hidden = layers.scaled(4096, width)
     conv = lambda i, o, k, **kw: layers.conv(i, o, k, dtype=dtype, rngs=rngs, **kw)
-    self.convs = nnx.List([conv(c, c1, 11, stride=4, padding=2), conv(c1, c2, 5, padding=2),
-                           conv(c2, c3, 3, padding=1), conv(c3, c4, 3, padding=1), conv(c4, c5, 3, padding=1)])
+    self.convs = nnx.List(
+      [
+        conv(c, c1, 11, stride=4, padding=2),
+        conv(c1, c2, 5, padding=2),
+        conv(c2, c3, 3, padding=1),
+        conv(c3, c4, 3, padding=1),
+        conv(c4, c5, 3, padding=1),
+      ]
+    )
     self.fc6 = layers.linear(c5 * POOLED_SIZE**2, hidden, dtype=dtype, rngs=rngs)
     self.fc7 = layers.linear(hidden, hidden, dtype=dtype, rngs=rngs)
     self.torch_layers = tuple(
-        [layers.TorchLayer(f'features.{i}', ('convs', n), 'conv') for n, i in enumerate((0, 3, 6, 8, 10))]
-        + [layers.TorchLayer('classifier.1', ('fc6',), 'linear', flatten_chw=(c5, POOLED_SIZE, POOLED_SIZE)),
-           layers.TorchLayer('classifier.4', ('fc7',), 'linear')])
+      [layers.TorchLayer(f'features.{i}', ('convs', n), 'conv') for n, i in enumerate((0, 3, 6, 8, 10))]
+      + [
+        layers.TorchLayer('classifier.1', ('fc6',), 'linear', flatten_chw=(c5, POOLED_SIZE, POOLED_SIZE)),
+        layers.TorchLayer('classifier.4', ('fc7',), 'linear'),
+      ]
+    )
     self.feature_layer = feature_layer
     self.num_features = hidden
     self.dtype = dtype
@@ -90,26 +114,49 @@ class AlexNet(nnx.Module):
 class VGGF(nnx.Module):
   """VGG-F (CNN-F) up to fc7, in hashjax's torch-style layout (module docstring); `width` scales it."""
 
-  def __init__(self, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               feature_layer: str = 'fc7_pre_relu', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str = 'fc7_pre_relu',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     _check_feature_layer('vgg_f', feature_layer)
     c = image_shape[2]
     size1 = layers.pool_output_size(layers.conv_output_size(min(image_shape[:2]), 11, 4), 3, 2, ceil_mode=True)
     size2 = layers.pool_output_size(size1, 3, 2, ceil_mode=True)
-    layers.check_positive({'features.3 (max pool)': size1, 'features.7 (max pool)': size2,
-                           'features.14 (max pool)': layers.pool_output_size(size2, 3, 2, ceil_mode=True)},
-                          'vgg_f', image_shape)
+    layers.check_positive(
+      {
+        'features.3 (max pool)': size1,
+        'features.7 (max pool)': size2,
+        'features.14 (max pool)': layers.pool_output_size(size2, 3, 2, ceil_mode=True),
+      },
+      'vgg_f',
+      image_shape,
+    )
     c1, c2 = layers.scaled(64, width), layers.scaled(256, width)
     hidden = layers.scaled(4096, width)
     conv = lambda i, o, k, **kw: layers.conv(i, o, k, dtype=dtype, rngs=rngs, **kw)
-    self.convs = nnx.List([conv(c, c1, 11, stride=4), conv(c1, c2, 5, padding=2),
-                           conv(c2, c2, 3, padding=1), conv(c2, c2, 3, padding=1), conv(c2, c2, 3, padding=1)])
+    self.convs = nnx.List(
+      [
+        conv(c, c1, 11, stride=4),
+        conv(c1, c2, 5, padding=2),
+        conv(c2, c2, 3, padding=1),
+        conv(c2, c2, 3, padding=1),
+        conv(c2, c2, 3, padding=1),
+      ]
+    )
     self.fc6 = layers.linear(c2 * POOLED_SIZE**2, hidden, dtype=dtype, rngs=rngs)
     self.fc7 = layers.linear(hidden, hidden, dtype=dtype, rngs=rngs)
     self.torch_layers = tuple(
-        [layers.TorchLayer(f'features.{i}', ('convs', n), 'conv') for n, i in enumerate((0, 4, 8, 10, 12))]
-        + [layers.TorchLayer('classifier.0', ('fc6',), 'linear', flatten_chw=(c2, POOLED_SIZE, POOLED_SIZE)),
-           layers.TorchLayer('classifier.3', ('fc7',), 'linear')])
+      [layers.TorchLayer(f'features.{i}', ('convs', n), 'conv') for n, i in enumerate((0, 4, 8, 10, 12))]
+      + [
+        layers.TorchLayer('classifier.0', ('fc6',), 'linear', flatten_chw=(c2, POOLED_SIZE, POOLED_SIZE)),
+        layers.TorchLayer('classifier.3', ('fc7',), 'linear'),
+      ]
+    )
     self.feature_layer = feature_layer
     self.num_features = hidden
     self.dtype = dtype

@@ -10,9 +10,9 @@ pretrained weights) remaps ImageNet-normalised RGB to the (x - 0.5) / 0.5 scale 
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models.backbones import layers
 
@@ -20,10 +20,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # name -> (ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), torchvision's order.
 INCEPTIONS = {
-    '3a': (64, 96, 128, 16, 32, 32), '3b': (128, 128, 192, 32, 96, 64),
-    '4a': (192, 96, 208, 16, 48, 64), '4b': (160, 112, 224, 24, 64, 64), '4c': (128, 128, 256, 24, 64, 64),
-    '4d': (112, 144, 288, 32, 64, 64), '4e': (256, 160, 320, 32, 128, 128),
-    '5a': (256, 160, 320, 32, 128, 128), '5b': (384, 192, 384, 48, 128, 128),
+  '3a': (64, 96, 128, 16, 32, 32),
+  '3b': (128, 128, 192, 32, 96, 64),
+  '4a': (192, 96, 208, 16, 48, 64),
+  '4b': (160, 112, 224, 24, 64, 64),
+  '4c': (128, 128, 256, 24, 64, 64),
+  '4d': (112, 144, 288, 32, 64, 64),
+  '4e': (256, 160, 320, 32, 128, 128),
+  '5a': (256, 160, 320, 32, 128, 128),
+  '5b': (384, 192, 384, 48, 128, 128),
 }
 POOL_BEFORE = {'4a': (3, 2), '5a': (2, 2)}  # maxpool3, maxpool4 (kernel, stride), ceil mode
 
@@ -31,8 +36,7 @@ POOL_BEFORE = {'4a': (3, 2), '5a': (2, 2)}  # maxpool3, maxpool4 (kernel, stride
 class BasicConv(nnx.Module):
   """torchvision's BasicConv2d: conv without bias, BatchNorm (eps 1e-3, frozen statistics), ReLU."""
 
-  def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0, dtype,
-               rngs: nnx.Rngs):
+  def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0, dtype, rngs: nnx.Rngs):
     self.conv = layers.conv(cin, cout, kernel, stride=stride, padding=padding, bias=False, dtype=dtype, rngs=rngs)
     self.bn = layers.FrozenBatchNorm(cout, eps=1e-3, dtype=dtype)
 
@@ -41,8 +45,10 @@ class BasicConv(nnx.Module):
 
 
 def _basic_conv_layers(prefix: str, path: tuple) -> list[layers.TorchLayer]:
-  return [layers.TorchLayer(f'{prefix}.conv', path + ('conv',), 'conv'),
-          layers.TorchLayer(f'{prefix}.bn', path + ('bn',), 'bn')]
+  return [
+    layers.TorchLayer(f'{prefix}.conv', path + ('conv',), 'conv'),
+    layers.TorchLayer(f'{prefix}.bn', path + ('bn',), 'bn'),
+  ]
 
 
 class Inception(nnx.Module):
@@ -58,12 +64,14 @@ class Inception(nnx.Module):
     self.out_channels = c1 + c3 + c5 + cp
 
   def torch_layers(self, prefix: str, path: tuple) -> list[layers.TorchLayer]:
-    return (_basic_conv_layers(f'{prefix}.branch1', path + ('branch1',))
-            + _basic_conv_layers(f'{prefix}.branch2.0', path + ('branch2', 0))
-            + _basic_conv_layers(f'{prefix}.branch2.1', path + ('branch2', 1))
-            + _basic_conv_layers(f'{prefix}.branch3.0', path + ('branch3', 0))
-            + _basic_conv_layers(f'{prefix}.branch3.1', path + ('branch3', 1))
-            + _basic_conv_layers(f'{prefix}.branch4.1', path + ('branch4',)))
+    return (
+      _basic_conv_layers(f'{prefix}.branch1', path + ('branch1',))
+      + _basic_conv_layers(f'{prefix}.branch2.0', path + ('branch2', 0))
+      + _basic_conv_layers(f'{prefix}.branch2.1', path + ('branch2', 1))
+      + _basic_conv_layers(f'{prefix}.branch3.0', path + ('branch3', 0))
+      + _basic_conv_layers(f'{prefix}.branch3.1', path + ('branch3', 1))
+      + _basic_conv_layers(f'{prefix}.branch4.1', path + ('branch4',))
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b2 = self.branch2[1](self.branch2[0](x))
@@ -75,14 +83,26 @@ class Inception(nnx.Module):
 class GoogLeNet(nnx.Module):
   """torchvision's GoogLeNet up to its global average pool; `width` scales every channel count."""
 
-  def __init__(self, image_shape: tuple[int, int, int], *, width: float = 1.0, feature_layer: str = 'pool',
-               transform_input: bool = True, dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str = 'pool',
+    transform_input: bool = True,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if feature_layer != 'pool':
       raise ValueError(f'googlenet: feature_layer must be "pool" (the pooled vector), got {feature_layer!r}')
     size = layers.conv_output_size(min(image_shape[:2]), 7, 2, 3)
     sizes = {}
-    for name, (kernel, stride) in (('maxpool1', (3, 2)), ('maxpool2', (3, 2)), ('maxpool3', (3, 2)),
-                                   ('maxpool4', (2, 2))):
+    for name, (kernel, stride) in (
+      ('maxpool1', (3, 2)),
+      ('maxpool2', (3, 2)),
+      ('maxpool3', (3, 2)),
+      ('maxpool4', (2, 2)),
+    ):
       size = sizes[name] = layers.pool_output_size(size, kernel, stride, ceil_mode=True)
     layers.check_positive(sizes, 'googlenet', image_shape)
     kw = dict(dtype=dtype, rngs=rngs)
@@ -90,8 +110,11 @@ class GoogLeNet(nnx.Module):
     self.conv1 = BasicConv(image_shape[2], c64, 7, stride=2, padding=3, **kw)
     self.conv2 = BasicConv(c64, c64, 1, **kw)
     self.conv3 = BasicConv(c64, c192, 3, padding=1, **kw)
-    torch_layers = (_basic_conv_layers('conv1', ('conv1',)) + _basic_conv_layers('conv2', ('conv2',))
-                    + _basic_conv_layers('conv3', ('conv3',)))
+    torch_layers = (
+      _basic_conv_layers('conv1', ('conv1',))
+      + _basic_conv_layers('conv2', ('conv2',))
+      + _basic_conv_layers('conv3', ('conv3',))
+    )
     channels, inceptions = c192, []
     for i, (name, widths) in enumerate(INCEPTIONS.items()):
       block = Inception(channels, tuple(layers.scaled(n, width) for n in widths), **kw)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 # torchvision's initialisation: convs kaiming-normal (fan_out, ReLU gain), linears N(0, 0.01).
 CONV_INIT = nnx.initializers.variance_scaling(2.0, 'fan_out', 'normal')  # untruncated here
@@ -29,6 +29,7 @@ class TorchLayer:
   flattens it channel-major, these models flatten NHWC (h, w, c), so the weight's input axis is
   permuted on conversion.
   """
+
   prefix: str
   path: tuple
   kind: str
@@ -40,17 +41,30 @@ def scaled(n: int, width: float) -> int:
   return max(1, round(n * width))
 
 
-def conv(cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool = True,
-         dtype, rngs: nnx.Rngs) -> nnx.Conv:
+def conv(
+  cin: int, cout: int, kernel: int, *, stride: int = 1, padding: int = 0, bias: bool = True, dtype, rngs: nnx.Rngs
+) -> nnx.Conv:
   """A torch-style Conv2d: symmetric explicit padding, float32 parameters, `dtype` compute."""
-  return nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding=((padding, padding),) * 2,
-                  use_bias=bias, kernel_init=CONV_INIT, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+  return nnx.Conv(
+    cin,
+    cout,
+    (kernel, kernel),
+    strides=stride,
+    padding=((padding, padding),) * 2,
+    use_bias=bias,
+    kernel_init=CONV_INIT,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    rngs=rngs,
+  )
 
 
-def linear(fin: int, fout: int, *, dtype, rngs: nnx.Rngs, kernel_init=LINEAR_INIT,
-           bias_init=nnx.initializers.zeros_init()) -> nnx.Linear:
-  return nnx.Linear(fin, fout, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype,
-                    param_dtype=jnp.float32, rngs=rngs)
+def linear(
+  fin: int, fout: int, *, dtype, rngs: nnx.Rngs, kernel_init=LINEAR_INIT, bias_init=nnx.initializers.zeros_init()
+) -> nnx.Linear:
+  return nnx.Linear(
+    fin, fout, kernel_init=kernel_init, bias_init=bias_init, dtype=dtype, param_dtype=jnp.float32, rngs=rngs
+  )
 
 
 def torch_linear(fin: int, fout: int, *, dtype, rngs: nnx.Rngs) -> nnx.Linear:
@@ -104,8 +118,7 @@ def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0, ceil_mode
     out = pool_output_size(n, kernel, stride, padding, ceil_mode)
     pads.append((padding, max(0, (out - 1) * stride + kernel - n - padding)))
   pads.append((0, 0))
-  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1),
-                               (1, stride, stride, 1), pads)
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, kernel, kernel, 1), (1, stride, stride, 1), pads)
 
 
 def relu(x: jax.Array) -> jax.Array:
@@ -159,5 +172,7 @@ def check_positive(sizes: dict[str, int], arch: str, image_shape) -> None:
   """Fails early when an input is too small for the architecture, naming the layer where it vanishes."""
   for layer, size in sizes.items():
     if size < 1:
-      raise ValueError(f'{arch}: input {image_shape[0]}x{image_shape[1]} is too small; the feature map '
-                       f'vanishes at {layer}. Use a larger --config.image_size.')
+      raise ValueError(
+        f'{arch}: input {image_shape[0]}x{image_shape[1]} is too small; the feature map '
+        f'vanishes at {layer}. Use a larger --config.image_size.'
+      )

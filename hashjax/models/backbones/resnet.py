@@ -8,15 +8,19 @@ ImageNet `fc` is not used. `features(x)` is the globally average-pooled 512-d (R
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models.backbones import layers
 
 # name -> (block kind, blocks per stage)
-CONFIGS = {'resnet18': ('basic', (2, 2, 2, 2)), 'resnet34': ('basic', (3, 4, 6, 3)),
-           'resnet50': ('bottleneck', (3, 4, 6, 3)), 'resnet101': ('bottleneck', (3, 4, 23, 3))}
+CONFIGS = {
+  'resnet18': ('basic', (2, 2, 2, 2)),
+  'resnet34': ('basic', (3, 4, 6, 3)),
+  'resnet50': ('bottleneck', (3, 4, 6, 3)),
+  'resnet101': ('bottleneck', (3, 4, 23, 3)),
+}
 EXPANSION = {'basic': 1, 'bottleneck': 4}
 
 
@@ -62,8 +66,16 @@ class Block(nnx.Module):
 class ResNet(nnx.Module):
   """A torchvision ResNet up to its global average pool; `width` scales every channel count."""
 
-  def __init__(self, arch: str, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               feature_layer: str = 'pool', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    arch: str,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str = 'pool',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if feature_layer != 'pool':
       raise ValueError(f'{arch}: feature_layer must be "pool" (the pooled vector), got {feature_layer!r}')
     kind, depths = CONFIGS[arch]

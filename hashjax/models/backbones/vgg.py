@@ -8,9 +8,9 @@ active when training, as in torchvision.
 
 from __future__ import annotations
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from hashjax.models.backbones import layers
 
@@ -19,9 +19,12 @@ _D = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 5
 _E = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M')
 # torchvision's cfgs 'A', 'D', 'E' ('M' = 2x2 max pool) and whether each conv is followed by BatchNorm.
 CONFIGS = {
-    'vgg11': (_A, False), 'vgg11_bn': (_A, True),
-    'vgg16': (_D, False), 'vgg16_bn': (_D, True),
-    'vgg19': (_E, False), 'vgg19_bn': (_E, True),
+  'vgg11': (_A, False),
+  'vgg11_bn': (_A, True),
+  'vgg16': (_D, False),
+  'vgg16_bn': (_D, True),
+  'vgg19': (_E, False),
+  'vgg19_bn': (_E, True),
 }
 FEATURE_LAYERS = ('fc7_pre_relu', 'fc7')
 POOLED_SIZE = 7  # torchvision's AdaptiveAvgPool2d((7, 7)) before fc6
@@ -31,8 +34,16 @@ DROPOUT = 0.5
 class VGG(nnx.Module):
   """A VGG up to fc7; `width` scales every channel and fc count (1.0 = the real network)."""
 
-  def __init__(self, arch: str, image_shape: tuple[int, int, int], *, width: float = 1.0,
-               feature_layer: str = 'fc7_pre_relu', dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    arch: str,
+    image_shape: tuple[int, int, int],
+    *,
+    width: float = 1.0,
+    feature_layer: str = 'fc7_pre_relu',
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
     if feature_layer not in FEATURE_LAYERS:
       raise ValueError(f'{arch}: unknown feature_layer {feature_layer!r}; valid: {", ".join(FEATURE_LAYERS)}')
     cfg, batch_norm = CONFIGS[arch]
@@ -65,8 +76,9 @@ class VGG(nnx.Module):
     self.fc6 = layers.linear(channels * POOLED_SIZE**2, hidden, dtype=dtype, rngs=rngs)
     self.fc7 = layers.linear(hidden, hidden, dtype=dtype, rngs=rngs)
     torch_layers += [
-        layers.TorchLayer('classifier.0', ('fc6',), 'linear', flatten_chw=(channels, POOLED_SIZE, POOLED_SIZE)),
-        layers.TorchLayer('classifier.3', ('fc7',), 'linear')]
+      layers.TorchLayer('classifier.0', ('fc6',), 'linear', flatten_chw=(channels, POOLED_SIZE, POOLED_SIZE)),
+      layers.TorchLayer('classifier.3', ('fc7',), 'linear'),
+    ]
     self.torch_layers = tuple(torch_layers)
     self.plan = tuple(plan)
     self.batch_norm = batch_norm

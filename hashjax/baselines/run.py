@@ -18,23 +18,25 @@ import jax
 import numpy as np
 
 from hashjax import baselines
-from hashjax import run_files
 from hashjax.data import protocols
 from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import metrics as metrics_lib
+from hashjax.workdir import run_files
 
 
 def pool_features(config, protocol: protocols.Protocol) -> np.ndarray:
   """(pool size, d) float32 features: flattened pixels in [0, 1], or `loss.features` (.npy path)."""
-  source = config.loss.get('features', 'pixels')
+  source = config.loss.features
   if source == 'pixels':
     return protocol.images.reshape(len(protocol.images), -1).astype(np.float32) / 255.0
   if not os.path.isfile(source):
     raise FileNotFoundError(f"loss.features: {source!r} is neither 'pixels' nor a .npy file")
   features = np.load(source, allow_pickle=False)
   if features.ndim != 2 or len(features) != len(protocol.images):
-    raise ValueError(f'loss.features {source!r} has shape {features.shape}; it needs one row per image of '
-                     f'the pool ({len(protocol.images)}, in protocol order)')
+    raise ValueError(
+      f'loss.features {source!r} has shape {features.shape}; it needs one row per image of '
+      f'the pool ({len(protocol.images)}, in protocol order)'
+    )
   return features
 
 
@@ -50,12 +52,22 @@ def fit_and_evaluate(config, protocol: protocols.Protocol, workdir: str) -> dict
   query = codes_lib.pack_codes(encoder.encode(features[protocol.query]))
   database = codes_lib.pack_codes(encoder.encode(features[protocol.database]))
   final = metrics_lib.retrieval_metrics(
-      query, protocol.labels[protocol.query], database, protocol.labels[protocol.database],
-      bits=config.bits, topk=tuple(config.eval.topk), radius=config.eval.radius, pn=tuple(config.eval.pn),
-      ties=config.eval.ties)
+    query,
+    protocol.labels[protocol.query],
+    database,
+    protocol.labels[protocol.database],
+    bits=config.bits,
+    topk=tuple(config.eval.topk),
+    radius=config.eval.radius,
+    pn=tuple(config.eval.pn),
+    ties=config.eval.ties,
+  )
   run_files.write_codes(workdir, protocol, query, database, config.bits)
   final.update(step=0, wall_seconds=round(time.time() - t_start, 1))
   run_files.write_json(workdir, 'final_metrics.json', final)
-  print(f'{config.method} {config.bits} bits on {config.dataset.name}: {run_files.format_metrics(final)}; '
-        f'workdir {workdir}', flush=True)
+  print(
+    f'{config.method} {config.bits} bits on {config.dataset.name}: {run_files.format_metrics(final)}; '
+    f'workdir {workdir}',
+    flush=True,
+  )
   return final

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 def _save(fig, path: str | None):
   """Writes the figure to `path` and returns the path; path None returns it as an RGB uint8 array
-  (H, W, 3) instead (TensorBoard images, hashjax/metric_writer.py)."""
+  (H, W, 3) instead (TensorBoard images, hashjax/train/metric_writer.py)."""
   if fig.get_layout_engine() is None:
     fig.tight_layout()
   if path is None:
@@ -38,28 +38,36 @@ def pr_curve(precision, recall, path: str | None, title: str):
 
 
 def precision_at_n(ns, precisions, path: str, title: str) -> str:
-  return lines({'P@N': (ns, precisions)}, path, title=title, xlabel='number of retrieved items N',
-               ylabel='precision@N', xscale='log', ylim=(0, 1.02))
+  return lines(
+    {'P@N': (ns, precisions)},
+    path,
+    title=title,
+    xlabel='number of retrieved items N',
+    ylabel='precision@N',
+    xscale='log',
+    ylim=(0, 1.02),
+  )
 
 
 def retrieval_grid(query_images, retrieved_images, distances, relevant, path: str, title: str) -> str:
   """One row per query: the query image, then its retrieved images ranked by Hamming distance.
 
   query_images (Q, H, W, C) and retrieved_images (Q, K, H, W, C) are uint8; distances (Q, K) are
-  written above each retrieved image; relevant (Q, K) bool (or None) frames it green (shares the
-  query's label) or red.
+  written above each retrieved image (-1: a blank cell, nothing retrieved there); relevant (Q, K)
+  bool (or None) frames it green (shares the query's label) or red.
   """
   num_queries, k = retrieved_images.shape[:2]
   grey = query_images.shape[-1] == 1
-  show = lambda ax, image: ax.imshow(image[..., 0] if grey else image, cmap='gray' if grey else None,
-                                     vmin=0, vmax=255)
-  fig, axes = plt.subplots(num_queries, k + 1, figsize=(1.1 * (k + 1), 1.2 * num_queries + 0.4),
-                           squeeze=False)
+  show = lambda ax, image: ax.imshow(image[..., 0] if grey else image, cmap='gray' if grey else None, vmin=0, vmax=255)
+  fig, axes = plt.subplots(num_queries, k + 1, figsize=(1.1 * (k + 1), 1.2 * num_queries + 0.4), squeeze=False)
   for row in range(num_queries):
     show(axes[row, 0], query_images[row])
     axes[row, 0].set_title('query', fontsize=7)
     for col in range(k):
       ax = axes[row, col + 1]
+      if distances[row, col] < 0:
+        ax.axis('off')
+        continue
       show(ax, retrieved_images[row, col])
       ax.set_title(f'd={int(distances[row, col])}', fontsize=7)
       if relevant is not None:
@@ -72,8 +80,17 @@ def retrieval_grid(query_images, retrieved_images, distances, relevant, path: st
   return _save(fig, path)
 
 
-def lines(series: dict, path: str, *, title: str, xlabel: str, ylabel: str, xscale: str = 'linear',
-          ylim=None, errors: dict | None = None) -> str:
+def lines(
+  series: dict,
+  path: str,
+  *,
+  title: str,
+  xlabel: str,
+  ylabel: str,
+  xscale: str = 'linear',
+  ylim=None,
+  errors: dict | None = None,
+) -> str:
   """One line per entry of `series` {label: (x, y)}, with optional error bars {label: yerr}."""
   fig, ax = plt.subplots(figsize=(6, 4.2))
   for label, (x, y) in series.items():
@@ -98,8 +115,9 @@ def scatter_panels(panels: dict, path: str, *, title: str, axis_names=('PC 1', '
   for ax, (name, (xy, labels)) in zip(axes[0], panels.items()):
     if legend:
       for i, c in enumerate(np.unique(labels)):
-        ax.scatter(xy[labels == c, 0], xy[labels == c, 1], color=plt.cm.tab10(i % 10), s=6, alpha=0.7,
-                   label=f'class {c}')
+        ax.scatter(
+          xy[labels == c, 0], xy[labels == c, 1], color=plt.cm.tab10(i % 10), s=6, alpha=0.7, label=f'class {c}'
+        )
       ax.legend(fontsize=7, markerscale=2)
     else:
       points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap='tab10', s=4, alpha=0.7)
@@ -140,13 +158,13 @@ def line_panels(panels: dict, path: str, *, title: str, xlabel: str) -> str:
 
 def pca_2d(points) -> np.ndarray:
   """(n, 2) projection of the rows of `points` on their first two principal components."""
-  x = np.asarray(points, np.float64)
-  x = x - x.mean(axis=0)
-  _, _, vt = np.linalg.svd(x, full_matrices=False)
-  return x @ vt[:2].T
+  from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top  (a second to import)
+
+  return PCA(n_components=2).fit_transform(np.asarray(points, np.float64))
 
 
 def pca_scatter(panels: dict, path: str, *, title: str, legend: bool = False) -> str:
   """`scatter_panels` of each entry {panel title: (points (n, d), labels (n,))} projected by `pca_2d`."""
-  return scatter_panels({name: (pca_2d(points), labels) for name, (points, labels) in panels.items()},
-                        path, title=title, legend=legend)
+  return scatter_panels(
+    {name: (pca_2d(points), labels) for name, (points, labels) in panels.items()}, path, title=title, legend=legend
+  )

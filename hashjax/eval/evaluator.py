@@ -4,8 +4,8 @@ Hamming distance (hashjax.retrieval) and return the metrics."""
 from __future__ import annotations
 
 import jax
-import numpy as np
 from jax.experimental import multihost_utils
+import numpy as np
 
 from hashjax.data import pipeline
 from hashjax.retrieval import codes as codes_lib
@@ -15,13 +15,14 @@ from hashjax.retrieval import pr_curve as pr_curve_lib
 
 def make_encoder(forward, preprocess, to_codes, params_sharding, batch_sharding):
   """Jitted `encode(params, uint8 images) -> real-valued codes` (sign >= 0 is bit 1)."""
+
   def encode(params, images):
     return to_codes(forward(params, preprocess(images, train=False), train=False))
+
   return jax.jit(encode, in_shardings=(params_sharding, batch_sharding), out_shardings=batch_sharding)
 
 
-def encode_set(encode, params, images: np.ndarray, indices: np.ndarray, batch_size: int,
-               batch_sharding) -> np.ndarray:
+def encode_set(encode, params, images: np.ndarray, indices: np.ndarray, batch_size: int, batch_sharding) -> np.ndarray:
   """Real-valued codes (len(indices), bits) on the host, in the order of `indices`."""
   out = []
   for local, valid in pipeline.eval_batches(images, indices, batch_size):
@@ -58,8 +59,9 @@ def mesh_metrics(q_packed, q_labels, db_packed, db_labels, *, mesh, ties: str = 
   distance rows: the queries are split over the processes instead (`query_sharded_metrics`)."""
   if mesh.size == 1 or ties == 'numpy':
     return query_sharded_metrics(q_packed, q_labels, db_packed, db_labels, ties=ties, **kwargs)
-  return metrics_lib.retrieval_metrics(q_packed, q_labels, db_packed, db_labels, ties=ties, mesh=mesh,
-                                       axis=mesh.axis_names[0], **kwargs)
+  return metrics_lib.retrieval_metrics(
+    q_packed, q_labels, db_packed, db_labels, ties=ties, mesh=mesh, axis=mesh.axis_names[0], **kwargs
+  )
 
 
 def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve: bool = False):
@@ -71,11 +73,21 @@ def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve:
   q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding)
   db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding)
   bits = q.shape[1]
-  packed = (codes_lib.pack_codes(q), protocol.labels[protocol.query],
-            codes_lib.pack_codes(db), protocol.labels[protocol.database])
+  packed = (
+    codes_lib.pack_codes(q),
+    protocol.labels[protocol.query],
+    codes_lib.pack_codes(db),
+    protocol.labels[protocol.database],
+  )
   metrics = mesh_metrics(
-      *packed, mesh=batch_sharding.mesh, bits=bits, topk=tuple(config.eval.topk), radius=config.eval.radius,
-      pn=tuple(config.eval.pn), ties=config.eval.ties)
+    *packed,
+    mesh=batch_sharding.mesh,
+    bits=bits,
+    topk=tuple(config.eval.topk),
+    radius=config.eval.radius,
+    pn=tuple(config.eval.pn),
+    ties=config.eval.ties,
+  )
   if not with_pr_curve:
     return metrics
   return metrics, pr_curve_lib.pr_curve_by_radius(*packed, bits=bits) if jax.process_index() == 0 else None

@@ -15,14 +15,15 @@ import os
 
 import ml_collections
 
-from hashjax import checkpoint
-from hashjax import code_embedding
-from hashjax import evaluator
-from hashjax import plots
-from hashjax import run_files
-from hashjax import train
+from hashjax.config import resume as config_resume
+from hashjax.eval import code_embedding
+from hashjax.eval import evaluator
+from hashjax.eval import plots
 from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import pr_curve as pr_curve_lib
+from hashjax.train import trainer
+from hashjax.workdir import checkpoint
+from hashjax.workdir import run_files
 
 P_AT_N_POINTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
@@ -30,17 +31,19 @@ P_AT_N_POINTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, 'config.json')
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{workdir!r} is not a hashjax workdir (no config.json); train one with '
-                            f'python -m hashjax.main --config ... --workdir {workdir}')
+    raise FileNotFoundError(
+      f'{workdir!r} is not a hashjax workdir (no config.json); train one with '
+      f'python -m hashjax.main --config ... --workdir {workdir}'
+    )
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return config_resume.upgrade(json.load(f))  # an older run's config.json may predate some keys
 
 
 def load_run(workdir: str, step: int | None = None):
   """(config, run, params, step): the run rebuilt from its config.json, with the parameters of its
   checkpoint `step` (default: the latest), verified against their checksums."""
   config = load_config(workdir)
-  run = train.build(config, for_training=False)
+  run = trainer.build(config, for_training=False)
   params, step = checkpoint.load_params(workdir, run.state.params, step)
   return config, run, params, step
 
@@ -70,18 +73,33 @@ def evaluate_workdir(workdir: str, tsne_sample: int = 2000, step: int | None = N
   qp, dp = codes_lib.pack_codes(q), codes_lib.pack_codes(db)
   ql, dl = protocol.labels[protocol.query], protocol.labels[protocol.database]
   ns = tuple(n for n in P_AT_N_POINTS if n <= len(protocol.database))
-  metrics = evaluator.mesh_metrics(qp, ql, dp, dl, mesh=run.mesh, bits=bits, topk=tuple(config.eval.topk),
-                                   radius=config.eval.radius, pn=ns, ties=config.eval.ties)
+  metrics = evaluator.mesh_metrics(
+    qp,
+    ql,
+    dp,
+    dl,
+    mesh=run.mesh,
+    bits=bits,
+    topk=tuple(config.eval.topk),
+    radius=config.eval.radius,
+    pn=ns,
+    ties=config.eval.ties,
+  )
   pr = pr_curve_lib.pr_curve_by_radius(qp, ql, dp, dl, bits=bits)
   title = f'{config.method} {bits} bits, {config.dataset.name} (step {step})'
   out = {
-      'step': step, **{k: v for k, v in metrics.items() if not (k.startswith('P@') and 'H' not in k)},
-      'P@N': {str(n): metrics[f'P@{n}'] for n in ns},
-      'pr_curve': {'radius': pr['radius'].tolist(), 'precision': pr['precision'].tolist(),
-                   'recall': pr['recall'].tolist()},
-      'files': [plots.pr_curve(pr['precision'], pr['recall'], os.path.join(workdir, 'pr_curve.png'), title),
-                plots.precision_at_n(ns, [metrics[f'P@{n}'] for n in ns], os.path.join(workdir, 'p_at_n.png'),
-                                     title)],
+    'step': step,
+    **{k: v for k, v in metrics.items() if not (k.startswith('P@') and 'H' not in k)},
+    'P@N': {str(n): metrics[f'P@{n}'] for n in ns},
+    'pr_curve': {
+      'radius': pr['radius'].tolist(),
+      'precision': pr['precision'].tolist(),
+      'recall': pr['recall'].tolist(),
+    },
+    'files': [
+      plots.pr_curve(pr['precision'], pr['recall'], os.path.join(workdir, 'pr_curve.png'), title),
+      plots.precision_at_n(ns, [metrics[f'P@{n}'] for n in ns], os.path.join(workdir, 'p_at_n.png'), title),
+    ],
   }
   if tsne_sample:
     tsne = code_embedding.tsne_plot(q, ql, os.path.join(workdir, 'codes_tsne.png'), title=title, sample=tsne_sample)

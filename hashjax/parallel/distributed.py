@@ -13,8 +13,10 @@ import jax
 
 def initialize_if_multiprocess() -> None:
   if os.environ.get('HASHJAX_COORDINATOR'):
-    jax.distributed.initialize(coordinator_address=os.environ['HASHJAX_COORDINATOR'],
-                               num_processes=int(os.environ['HASHJAX_NUM_PROCESSES']),
-                               process_id=int(os.environ['HASHJAX_PROCESS_ID']))
+    jax.distributed.initialize(
+      coordinator_address=os.environ['HASHJAX_COORDINATOR'],
+      num_processes=int(os.environ['HASHJAX_NUM_PROCESSES']),
+      process_id=int(os.environ['HASHJAX_PROCESS_ID']),
+    )
   elif os.environ.get('HASHJAX_DISTRIBUTED') == '1':
     jax.distributed.initialize()

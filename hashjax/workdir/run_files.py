@@ -1,5 +1,5 @@
 """The JSON files every run writes into its workdir (process 0 only): the config that ran, the
-protocol's split, the final metrics. `hashjax.evaluate_run` reads them back."""
+protocol's split, the final metrics. `hashjax.eval.workdir_eval` reads them back."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def write_start(workdir: str, config, protocol, *, step: int = 0, changes: dict 
   write_json(workdir, 'protocol.json', {'dataset': config.dataset.name, **protocol.summary()})
   if changes and jax.process_index() == 0:
     with open(os.path.join(workdir, CONFIG_CHANGES_FILE), 'a') as f:
-      f.write(json.dumps({'step': step, 'time': time.time(), 'changes': {k: list(v) for k, v in changes.items()}})
-              + '\n')
+      f.write(
+        json.dumps({'step': step, 'time': time.time(), 'changes': {k: list(v) for k, v in changes.items()}}) + '\n'
+      )
 
 
 def read_json(workdir: str, name: str) -> dict | None:
@@ -51,9 +52,16 @@ def write_codes(workdir: str, protocol, query_packed, db_packed, bits: int) -> N
   pickle), readable by `read_codes`, `python -m hashjax.evaluate` (after np.save of the arrays) or
   any other tool."""
   if jax.process_index() == 0:
-    np.savez(os.path.join(workdir, CODES_FILE), query_packed=query_packed,
-             query_labels=protocol.labels[protocol.query], query_ids=protocol.query, db_packed=db_packed,
-             db_labels=protocol.labels[protocol.database], db_ids=protocol.database, bits=np.int64(bits))
+    np.savez(
+      os.path.join(workdir, CODES_FILE),
+      query_packed=query_packed,
+      query_labels=protocol.labels[protocol.query],
+      query_ids=protocol.query,
+      db_packed=db_packed,
+      db_labels=protocol.labels[protocol.database],
+      db_ids=protocol.database,
+      bits=np.int64(bits),
+    )
 
 
 def read_codes(workdir: str) -> dict:

@@ -8,7 +8,8 @@ what it needs across devices.
 from __future__ import annotations
 
 import jax
-from jax.sharding import AxisType, NamedSharding
+from jax.sharding import AxisType
+from jax.sharding import NamedSharding
 
 DATA_AXIS = 'data'
 
@@ -31,5 +32,7 @@ def replicated(mesh) -> NamedSharding:
 
 def check_batch_size(batch_size: int, mesh) -> None:
   if batch_size % mesh.size:
-    raise ValueError(f'batch_size {batch_size} must be divisible by the number of devices ({mesh.size}); '
-                     f'choose a multiple of {mesh.size}')
+    raise ValueError(
+      f'batch_size {batch_size} must be divisible by the number of devices ({mesh.size}); '
+      f'choose a multiple of {mesh.size}'
+    )

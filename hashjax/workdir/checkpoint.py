@@ -23,12 +23,12 @@ import os
 import zlib
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.experimental import multihost_utils
 
-from hashjax import errors
+from hashjax.cli import errors
 
 CheckpointError = errors.CheckpointError
 ITEMS = ('params', 'train', 'meta')
@@ -70,7 +70,10 @@ def _first_non_finite(leaves) -> str | None:
 
 
 def _train_item(state) -> dict:
-  return {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
+  """What the `train` item holds: the optimizer state, step, rng and (if any) the method's state
+  (absent when empty, so checkpoints of methods without state keep their older layout)."""
+  item = {'opt_state': state.opt_state, 'step': state.step, 'rng': state.rng}
+  return {**item, 'method_state': state.method_state} if state.method_state else item
 
 
 def _checkpoints_dir(directory: str) -> str:
@@ -91,16 +94,21 @@ def _verify(leaves, saved: dict | None, item: str, where: str) -> None:
   existed, nothing to compare) and are finite."""
   for path, a in leaves if saved is not None else ():
     if path not in saved:
-      raise CheckpointError(f'checkpoint {where} has no checksum for {item}/{path}: it was written by '
-                            f'another model or optimizer')
+      raise CheckpointError(
+        f'checkpoint {where} has no checksum for {item}/{path}: it was written by another model or optimizer'
+      )
     if _checksum(a) != saved[path]:
-      raise CheckpointError(f'checkpoint {where}: {item}/{path} fails its checksum (the file changed on disk '
-                            f'after it was written). Nothing was changed; restore an earlier step on purpose '
-                            f'with --config.checkpoint.restore_step=N (or --step N)')
+      raise CheckpointError(
+        f'checkpoint {where}: {item}/{path} fails its checksum (the file changed on disk '
+        f'after it was written). Nothing was changed; restore an earlier step on purpose '
+        f'with --config.checkpoint.restore_step=N (or --step N)'
+      )
   bad = _first_non_finite(leaves)
   if bad is not None:
-    raise CheckpointError(f'checkpoint {where}: {item}/{bad} holds NaN or Inf (written before hashjax checked '
-                          f'saved states); restore an earlier step with --config.checkpoint.restore_step=N')
+    raise CheckpointError(
+      f'checkpoint {where}: {item}/{bad} holds NaN or Inf (written before hashjax checked '
+      f'saved states); restore an earlier step with --config.checkpoint.restore_step=N'
+    )
 
 
 def _step_list(steps) -> str:
@@ -127,10 +135,12 @@ class Checkpointer:
     # cleanup_tmp_directories: a save that failed (a full disk) leaves its temporary folder; the
     # workdir's lock guarantees no other writer owns one, so the next run frees that space.
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(save_interval_steps=every_steps, max_to_keep=keep, create=True,
-                                             cleanup_tmp_directories=True),
-        item_names=ITEMS)
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        save_interval_steps=every_steps, max_to_keep=keep, create=True, cleanup_tmp_directories=True
+      ),
+      item_names=ITEMS,
+    )
     self._in_flight = None  # the step an asynchronous save is still writing
 
   def latest_step(self) -> int | None:
@@ -152,13 +162,20 @@ class Checkpointer:
       bad = _first_non_finite(leaves)
       if bad is not None:
         raise NonFiniteStateError(f'{item}/{bad}')
-    meta = dict(meta, checksums={'params': {p: _checksum(a) for p, a in params},
-                                 'train': {p: _checksum(a) for p, a in train}})
+    meta = dict(
+      meta, checksums={'params': {p: _checksum(a) for p, a in params}, 'train': {p: _checksum(a) for p, a in train}}
+    )
     self.wait()  # a failure of the previous save is reported as that step's
     try:
-      self.manager.save(step, args=ocp.args.Composite(
-          params=ocp.args.StandardSave(state.params), train=ocp.args.StandardSave(_train_item(state)),
-          meta=ocp.args.JsonSave(meta)), force=True)
+      self.manager.save(
+        step,
+        args=ocp.args.Composite(
+          params=ocp.args.StandardSave(state.params),
+          train=ocp.args.StandardSave(_train_item(state)),
+          meta=ocp.args.JsonSave(meta),
+        ),
+        force=True,
+      )
     except Exception as e:  # pylint: disable=broad-except
       self._raise_write_error(step, e)
     self._in_flight = step
@@ -180,8 +197,9 @@ class Checkpointer:
     saved = self.manager.all_steps()
     then = f'it resumes from step {max(saved)}, the latest complete checkpoint' if saved else 'it starts afresh'
     raise CheckpointError(
-        f'saving checkpoint step {step} to {self.directory} failed: {problem} ({errors.first_line(e, 160)}). '
-        f'Fix that and rerun the same command: {then}') from e
+      f'saving checkpoint step {step} to {self.directory} failed: {problem} ({errors.first_line(e, 160)}). '
+      f'Fix that and rerun the same command: {then}'
+    ) from e
 
   def read_meta(self, step: int) -> dict:
     return read_meta(self.directory, step)
@@ -193,19 +211,37 @@ class Checkpointer:
     where = os.path.join(self.directory, str(step))
     meta = self.read_meta(step)
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
+      restored = self.manager.restore(
+        step,
+        args=ocp.args.Composite(
           params=ocp.args.StandardRestore(_abstract(state.params)),
-          train=ocp.args.StandardRestore(_abstract(_train_item(state)))))
+          train=ocp.args.StandardRestore(_abstract(_train_item(state))),
+        ),
+      )
     except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f'checkpoint {where} is corrupt or does not match this model/optimizer '
-                            f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
-                            f'--config.checkpoint.restore_step=N (steps: {_step_list(self.all_steps())}), or use '
-                            f'another --workdir') from e
+      if 'config' not in meta and (state.method_state or state.params.get('method')):
+        raise CheckpointError(
+          f'checkpoint {where} was written by a hashjax older than method state (before '
+          f'stop 32: DCWH/DSDH/CSQ kept it among the parameters): it cannot be resumed, but '
+          f'evaluate, classify, retrieve and init_from still read it'
+        ) from e
+      raise CheckpointError(
+        f'checkpoint {where} is corrupt or does not match this model/optimizer '
+        f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
+        f'--config.checkpoint.restore_step=N (steps: {_step_list(self.all_steps())}), or use '
+        f'another --workdir'
+      ) from e
     checksums = meta.get('checksums') or {}
     _verify(_host_leaves(restored['params']), checksums.get('params'), 'params', where)
     _verify(_host_leaves(restored['train']), checksums.get('train'), 'train', where)
     t = restored['train']
-    return state.replace(params=restored['params'], opt_state=t['opt_state'], step=t['step'], rng=t['rng'])
+    return state.replace(
+      params=restored['params'],
+      opt_state=t['opt_state'],
+      step=t['step'],
+      rng=t['rng'],
+      method_state=t.get('method_state', {}),
+    )
 
   def close(self):
     self.manager.close()
@@ -236,10 +272,12 @@ def read_meta(directory: str, step: int) -> dict:
   try:
     return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta'] or {}
   except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(f'checkpoint {os.path.join(directory, str(step))} is unreadable '
-                          f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
-                          f'--config.checkpoint.restore_step=N (steps: {_step_list(steps(directory))}), or use '
-                          f'another --workdir') from e
+    raise CheckpointError(
+      f'checkpoint {os.path.join(directory, str(step))} is unreadable '
+      f'({errors.first_line(e, 200)}). It is left as it is: restore another step with '
+      f'--config.checkpoint.restore_step=N (steps: {_step_list(steps(directory))}), or use '
+      f'another --workdir'
+    ) from e
   finally:
     manager.close()
 
@@ -259,27 +297,54 @@ def load_params(directory: str, params_like, step: int | None = None):
   where = os.path.join(directory, str(step))
   checksums = (read_meta(directory, step).get('checksums') or {}).get('params')
   manager = _reader(directory)
-  restore = lambda like: manager.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(_abstract(like))))['params']
-  wrap = lambda tree: tree
   try:
-    params = restore(params_like)
-  except Exception as e:  # pylint: disable=broad-except
-    params = None
-    # Checkpoints written before the {'model', 'method'} split hold the network's parameters alone.
-    if isinstance(params_like, dict) and set(params_like) == {'model', 'method'} and not params_like['method']:
+    try:
+      params = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(params_like))))
+      params, legacy = params['params'], False
+    except Exception as e:  # pylint: disable=broad-except
+      # Older layouts: the network's parameters alone (before the {'model', 'method'} split), or method
+      # state among the parameters (DCWH's centers, DSDH's B and W before stop 32). Read as saved.
       try:
-        params, wrap = restore(params_like['model']), lambda tree: {'model': tree, 'method': {}}
+        params, legacy = (
+          manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore()))['params'],
+          True,
+        )
       except Exception:  # pylint: disable=broad-except
-        pass
-    if params is None:
-      raise CheckpointError(f'checkpoint {where} does not fit this model: its parameter tree differs or it is '
-                            f'corrupt ({errors.first_line(e, 200)}). Was it written with another model / bits / '
-                            f'method?') from e
+        params = None
+      error = e
   finally:
     manager.close()
+  if params is None:
+    raise CheckpointError(
+      f'checkpoint {where} does not fit this model: its parameter tree differs or it is '
+      f'corrupt ({errors.first_line(error, 200)}). Was it written with another model / bits / '
+      f'method?'
+    ) from error
   _verify(_host_leaves(params), checksums, 'params', where)
-  return wrap(params), step
+  if legacy:
+    params = _from_legacy_layout(params, params_like, where, error)
+  return params, step
+
+
+def _from_legacy_layout(saved: dict, params_like, where: str, error: Exception):
+  """`saved` (host arrays, an older layout) in the structure and shardings of `params_like`: the
+  network's parameters, and of the method's only those `params_like` still has."""
+  model = saved.get('model', saved) if isinstance(saved, dict) else saved
+  method = (
+    {k: v for k, v in (saved.get('method') or {}).items() if k in params_like['method']}
+    if isinstance(saved, dict) and 'model' in saved
+    else {}
+  )
+  tree = {'model': model, 'method': method}
+  if jax.tree.structure(tree) != jax.tree.structure(params_like) or any(
+    np.shape(a) != b.shape for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(params_like))
+  ):
+    raise CheckpointError(
+      f'checkpoint {where} does not fit this model: its parameter tree differs or it is '
+      f'corrupt ({errors.first_line(error, 200)}). Was it written with another model / bits / '
+      f'method?'
+    ) from error
+  return jax.tree.map(lambda a, like: jax.device_put(np.asarray(a, like.dtype), like.sharding), tree, params_like)
 
 
 def save_weights(directory: str, weights: dict, meta: dict) -> None:
@@ -290,20 +355,24 @@ def save_weights(directory: str, weights: dict, meta: dict) -> None:
     raise CheckpointError(f'{directory} already exists: remove it or choose another destination')
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
   meta = dict(meta, checksums={p: _checksum(a) for p, a in _host_leaves(weights)})
-  checkpointer.save(directory, args=ocp.args.Composite(weights=ocp.args.StandardSave(weights),
-                                                       meta=ocp.args.JsonSave(meta)))
+  checkpointer.save(
+    directory, args=ocp.args.Composite(weights=ocp.args.StandardSave(weights), meta=ocp.args.JsonSave(meta))
+  )
 
 
 def load_weights(directory: str) -> tuple[dict, dict]:
   """(weights as NumPy arrays, meta) of a `save_weights` checkpoint, verified against its checksums."""
   directory = os.path.abspath(directory)
   if not all(os.path.isdir(os.path.join(directory, item)) for item in ('weights', 'meta')):
-    raise CheckpointError(f'pretrained: no weights checkpoint in {directory} (write one with '
-                          f'`python -m hashjax.weights convert --arch ARCH --src FILE --dst {directory}`)')
+    raise CheckpointError(
+      f'pretrained: no weights checkpoint in {directory} (write one with '
+      f'`python -m hashjax.weights convert --arch ARCH --src FILE --dst {directory}`)'
+    )
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
   try:
-    restored = checkpointer.restore(directory, args=ocp.args.Composite(
-        weights=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    restored = checkpointer.restore(
+      directory, args=ocp.args.Composite(weights=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+    )
   except Exception as e:  # pylint: disable=broad-except
     raise CheckpointError(f'pretrained: {directory} is unreadable ({errors.first_line(e, 200)})') from e
   meta = restored['meta']

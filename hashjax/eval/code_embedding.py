@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import manifold
 
-from hashjax import plots
+from hashjax.eval import plots
 
 
 def _signs(codes: np.ndarray) -> np.ndarray:
@@ -31,8 +31,9 @@ def class_distance_ratio(codes: np.ndarray, labels: np.ndarray) -> dict:
   return {'d_w': d_w, 'd_b': d_b, 'd_w/d_b': d_w / d_b if d_b > 0 else None}  # None: every code equal
 
 
-def tsne_plot(codes: np.ndarray, labels: np.ndarray, path: str, *, title: str, sample: int = 2000,
-              seed: int = 0) -> dict:
+def tsne_plot(
+  codes: np.ndarray, labels: np.ndarray, path: str, *, title: str, sample: int = 2000, seed: int = 0
+) -> dict:
   """Writes the t-SNE scatter of a seeded sample of the codes (Hamming metric); returns the ratio
   dict plus 'file'. Multi-hot labels are coloured by their first label."""
   rng = np.random.default_rng(seed)
@@ -40,10 +41,12 @@ def tsne_plot(codes: np.ndarray, labels: np.ndarray, path: str, *, title: str, s
   b, labels = _signs(codes[idx]), np.asarray(labels)[idx]
   ratio = class_distance_ratio(b, labels)
   # Hamming distance between +-1 codes = bits * (the 'hamming' metric's fraction of differing entries).
-  xy = manifold.TSNE(2, metric='hamming', init='random', random_state=seed,
-                     perplexity=min(30.0, (len(b) - 1) / 3)).fit_transform(b)
+  xy = manifold.TSNE(
+    2, metric='hamming', init='random', random_state=seed, perplexity=min(30.0, (len(b) - 1) / 3)
+  ).fit_transform(b)
   colour = labels if labels.ndim == 1 else labels.argmax(1)
   shown = 'n/a' if ratio['d_w/d_b'] is None else f'{ratio["d_w/d_b"]:.3f}'
-  file = plots.scatter_panels({f'{len(b)} codes, d_w/d_b = {shown}': (xy, colour)}, path,
-                              title=title, axis_names=('t-SNE 1', 't-SNE 2'))
+  file = plots.scatter_panels(
+    {f'{len(b)} codes, d_w/d_b = {shown}': (xy, colour)}, path, title=title, axis_names=('t-SNE 1', 't-SNE 2')
+  )
   return {**ratio, 'file': file}

@@ -12,13 +12,13 @@ closed' tracebacks around the one line that matters).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import errno
 import logging
 import os
 import sys
-from collections.abc import Callable
 
-from hashjax import errors
+from hashjax.cli import errors
 
 VERBOSITY_HELP = 'any value (e.g. 0): full tracebacks and library logs instead of one line per error'
 _quiet = False  # quiet_library_noise() has run in this process
@@ -83,8 +83,10 @@ def describe(error: BaseException) -> str:
   """The one line a user sees for `error`."""
   if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
     where = f' writing {error.filename}' if error.filename else ''
-    return (f'disk full{where}: free some space and rerun the same command (a training run resumes '
-            f'from its last complete checkpoint)')
+    return (
+      f'disk full{where}: free some space and rerun the same command (a training run resumes '
+      f'from its last complete checkpoint)'
+    )
   if isinstance(error, KeyError) and error.args:
     return str(error.args[0])
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -20,7 +20,7 @@ import os
 import socket
 import sys
 
-from hashjax import errors
+from hashjax.cli import errors
 
 LOCK_FILE = 'lock.json'
 
@@ -33,8 +33,9 @@ def _command() -> str:
 
 
 def _holder_text(holder: dict) -> str:
-  return (f'pid {holder.get("pid")} on host {holder.get("host")} since {holder.get("since")} '
-          f'({holder.get("command", "?")})')
+  return (
+    f'pid {holder.get("pid")} on host {holder.get("host")} since {holder.get("since")} ({holder.get("command", "?")})'
+  )
 
 
 class WorkdirLock:
@@ -56,8 +57,9 @@ class WorkdirLock:
         holder = self._read(fd)
         os.close(fd)
         raise errors.WorkdirInUseError(
-            f'workdir {os.path.dirname(self.path)} is in use by another run: {_holder_text(holder)}. '
-            f'Wait for it to finish, stop it, or use another --workdir') from None
+          f'workdir {os.path.dirname(self.path)} is in use by another run: {_holder_text(holder)}. '
+          f'Wait for it to finish, stop it, or use another --workdir'
+        ) from None
       # The holder may have removed the file between our open and flock: lock the file that is there now.
       try:
         same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -71,12 +73,18 @@ class WorkdirLock:
       if previous.get('host') != socket.gethostname() and not self.force:
         os.close(fd)
         raise errors.WorkdirInUseError(
-            f'workdir {os.path.dirname(self.path)} is locked by {_holder_text(previous)}, which cannot be '
-            f'checked from this host. If that run is not running any more, rerun with --force_unlock')
+          f'workdir {os.path.dirname(self.path)} is locked by {_holder_text(previous)}, which cannot be '
+          f'checked from this host. If that run is not running any more, rerun with --force_unlock'
+        )
       self.note = f'took over the lock of {_holder_text(previous)}: ' + (
-          'forced (--force_unlock)' if previous.get('host') != socket.gethostname() else 'no longer running')
-    holder = {'host': socket.gethostname(), 'pid': os.getpid(),
-              'since': datetime.datetime.now().isoformat(timespec='seconds'), 'command': _command()}
+        'forced (--force_unlock)' if previous.get('host') != socket.gethostname() else 'no longer running'
+      )
+    holder = {
+      'host': socket.gethostname(),
+      'pid': os.getpid(),
+      'since': datetime.datetime.now().isoformat(timespec='seconds'),
+      'command': _command(),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(holder) + '\n').encode(), 0)
     os.fsync(fd)

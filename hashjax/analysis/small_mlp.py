@@ -5,27 +5,45 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import optax
 
 
-def init_params(key: jax.Array, in_dim: int, hidden: int, out_dim: int) -> list[dict]:
-  """Dense layers [{'w', 'b'}]: in -> hidden -> out, or in -> out when hidden == 0 (linear)."""
-  sizes = [in_dim, *([hidden] if hidden else []), out_dim]
-  keys = jax.random.split(key, len(sizes) - 1)
-  return [{'w': jax.nn.initializers.lecun_normal()(k, (a, b)), 'b': jnp.zeros(b)}
-          for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+class MLP(nnx.Module):
+  """in -> hidden (ReLU) -> out, or in -> out when hidden == 0 (linear); nnx.Linear's initialisation
+  (LeCun normal kernels, zero biases)."""
+
+  def __init__(self, in_dim: int, hidden: int, out_dim: int, *, rngs: nnx.Rngs):
+    self.hidden = nnx.Linear(in_dim, hidden, rngs=rngs) if hidden else None
+    self.out = nnx.Linear(hidden or in_dim, out_dim, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.hidden is not None:
+      x = jax.nn.relu(self.hidden(x))
+    return self.out(x)
 
 
-def logits_of(params: list[dict], x: jax.Array) -> jax.Array:
-  for layer in params[:-1]:
-    x = jax.nn.relu(x @ layer['w'] + layer['b'])
-  return x @ params[-1]['w'] + params[-1]['b']
+def init(key: jax.Array, in_dim: int, hidden: int, out_dim: int) -> tuple[Callable, nnx.State]:
+  """(apply(params, x) -> logits, params): the MLP as a pure function of its parameters, for jit
+  and optax."""
+  graphdef, params = nnx.split(MLP(in_dim, hidden, out_dim, rngs=nnx.Rngs(key)))
+  return (lambda params, x: nnx.merge(graphdef, params)(x)), params
 
 
-def adam_epochs(params, loss_fn: Callable, x, y, *, epochs: int, lr: float, batch_size: int, key: jax.Array,
-                measure: Callable | None = None) -> Iterator[tuple[list[dict], float, tuple]]:
+def adam_epochs(
+  params,
+  loss_fn: Callable,
+  x,
+  y,
+  *,
+  epochs: int,
+  lr: float,
+  batch_size: int,
+  key: jax.Array,
+  measure: Callable | None = None,
+) -> Iterator[tuple[list[dict], float, tuple]]:
   """Yields (params, mean minibatch loss, measure(params) or ()) after each epoch of Adam on
   `loss_fn(params, x_batch, y_batch)`; minibatches reshuffled every epoch (the remainder dropped),
   each epoch one jitted scan."""
@@ -38,7 +56,7 @@ def adam_epochs(params, loss_fn: Callable, x, y, *, epochs: int, lr: float, batc
 
   @jax.jit
   def epoch(params, opt_state, key, x, y):
-    order = jax.random.permutation(key, n)[:steps * batch_size].reshape(steps, batch_size)
+    order = jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
 
     def step(carry, idx):
       params, opt_state = carry

@@ -1,6 +1,6 @@
 """XLA:CPU performance flags, appended to XLA_FLAGS before JAX initialises its backend.
 
-    from hashjax import cpu_flags
+    import cpu_flags
     cpu_flags.apply_cpu_performance_flags()   # before the first JAX computation
     import jax ...
 
@@ -29,8 +29,8 @@ The flags are XLA:CPU-only, so they are harmless on GPU/TPU.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+import os
 
 # Flags measured to help the DSH train step on CPU (none so far; see the module docstring).
 PERFORMANCE_FLAGS: tuple[str, ...] = ()

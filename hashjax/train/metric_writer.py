@@ -46,6 +46,7 @@ def drop_rows_after(path: str, step: int, *, final_step: int) -> None:
     except ValueError:  # a line cut short by a kill
       return False
     return row['step'] < step or (row['step'] == step and (row.get('split') == 'train' or step < final_step))
+
   kept = [line for line in rows if keep(line)]
   if len(kept) < len(rows):
     with open(path + '.tmp', 'w') as f:
@@ -68,6 +69,7 @@ class MetricWriter:
     drop_rows_after(path, start_step, final_step=total_steps)
     self.jsonl = open(path, 'a')
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
     # purge_step: TensorBoard hides the events a killed run wrote at or after this step.
     self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=start_step + 1)
     # Without a terminal tqdm shows nothing: print a plain line every ~5% of the run instead.
@@ -97,8 +99,9 @@ class MetricWriter:
     ETA then count only the steps this process runs, not the restored ones."""
     if not self.enabled:
       return
-    self.bar = tqdm.tqdm(total=self._total, initial=step, unit='step', dynamic_ncols=True,
-                         file=sys.stderr, disable=None, mininterval=1.0)
+    self.bar = tqdm.tqdm(
+      total=self._total, initial=step, unit='step', dynamic_ncols=True, file=sys.stderr, disable=None, mininterval=1.0
+    )
     self._last = self._start = (step, time.perf_counter())
     self._last_line = step
 
@@ -119,8 +122,12 @@ class MetricWriter:
       self._last_line = step
       rate = (step - self._start[0]) / max(now - self._start[1], 1e-9)
       eta = (self._total - step) / max(rate, 1e-9)
-      print(f'step {step}/{self._total} ({100 * step / self._total:.0f}%) '
-            + ' '.join(f'{k}={v}' for k, v in postfix.items()) + f' eta {eta / 60:.1f} min', flush=True)
+      print(
+        f'step {step}/{self._total} ({100 * step / self._total:.0f}%) '
+        + ' '.join(f'{k}={v}' for k, v in postfix.items())
+        + f' eta {eta / 60:.1f} min',
+        flush=True,
+      )
     self.bar.update(step - self.bar.n)
 
   def message(self, text: str):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 
+from flax import struct
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from hashjax.data import augment
 
@@ -20,14 +20,25 @@ from hashjax.data import augment
 @struct.dataclass
 class TrainState:
   step: jax.Array
-  params: dict
+  params: dict  # {'model': the network, 'method': the method's trained parameters}
   opt_state: optax.OptState
   rng: jax.Array  # raw uint32 key data (Orbax-friendly); wrap with jax.random.wrap_key_data
+  # What the method updates other than by gradient descent (hashjax/methods/__init__.py): never
+  # differentiated, never seen by the optimizer; the loss reads it as batch['method_state'].
+  method_state: dict = struct.field(default_factory=dict)
 
 
-def create_state(params, tx: optax.GradientTransformation, seed: int) -> TrainState:
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    rng=jax.random.key_data(jax.random.key(seed)))
+def create_state(
+  params, tx: optax.GradientTransformation | None, seed: int, method_state: dict | None = None
+) -> TrainState:
+  """A fresh state; tx None (evaluation only) leaves no optimizer state."""
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=() if tx is None else tx.init(params),
+    rng=jax.random.key_data(jax.random.key(seed)),
+    method_state=method_state or {},
+  )
 
 
 def make_preprocess(mean, std, image_size: int | None, augmentation: str):
@@ -39,16 +50,19 @@ def make_preprocess(mean, std, image_size: int | None, augmentation: str):
     x = augment.normalize(images, mean, std)
     x = augment.resize(x, image_size)
     return aug(x, rng) if train else x
+
   return preprocess
 
 
-def make_train_step(loss_fn, forward, method_config, tx, preprocess, state_sharding, batch_sharding,
-                    metrics_sharding, num_views: int = 1):
+def make_train_step(
+  loss_fn, forward, method_config, tx, preprocess, state_sharding, batch_sharding, metrics_sharding, num_views: int = 1
+):
   """Returns the jitted `step(state, batch) -> (state, metrics)`.
 
   The loss sees `batch['image']` (one augmented view) or, when `num_views` > 1, `batch['views']`
-  (a tuple of independently augmented views of the same images), and `batch['step']`, the
-  step being taken (for schedules inside a loss).
+  (a tuple of independently augmented views of the same images), `batch['step']`, the step being
+  taken (for schedules inside a loss), and `batch['method_state']`; gradients are taken with
+  respect to `params` alone.
   """
   objective = functools.partial(loss_fn, forward=forward, config=method_config)
 
@@ -62,11 +76,16 @@ def make_train_step(loss_fn, forward, method_config, tx, preprocess, state_shard
     else:
       batch['views'] = tuple(preprocess(raw, k, train=True) for k in jax.random.split(aug_rng, num_views))
     batch['step'] = state.step
+    batch['method_state'] = state.method_state
     (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params, batch, loss_rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(grads))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-  return jax.jit(step, donate_argnums=(0,), in_shardings=(state_sharding, batch_sharding),
-                 out_shardings=(state_sharding, metrics_sharding))
+  return jax.jit(
+    step,
+    donate_argnums=(0,),
+    in_shardings=(state_sharding, batch_sharding),
+    out_shardings=(state_sharding, metrics_sharding),
+  )

@@ -18,25 +18,25 @@ import jax
 import optax
 
 OPTIMIZERS = {
-    'sgd': lambda lr, c: optax.sgd(lr, momentum=c.get('momentum') or None, nesterov=c.get('nesterov', False)),
-    'adam': lambda lr, c: optax.adam(lr),
-    'rmsprop': lambda lr, c: optax.rmsprop(lr),
+  'sgd': lambda lr, c: optax.sgd(lr, momentum=c.momentum or None, nesterov=c.nesterov),
+  'adam': lambda lr, c: optax.adam(lr),
+  'rmsprop': lambda lr, c: optax.rmsprop(lr),
 }
 
 
 def schedule(config, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
   """`constant`, `cosine` (to 0 over the run), `linear` (to `end_lr`), or `step` (x`decay_factor`
   at each epoch in `decay_epochs`), all after `warmup_steps` of linear warm-up."""
-  lr, warmup = config.lr, config.get('warmup_steps', 0)
+  lr, warmup = config.lr, config.warmup_steps
   kinds = {
-      'constant': lambda n: optax.constant_schedule(lr),
-      'cosine': lambda n: optax.cosine_decay_schedule(lr, max(n, 1)),
-      'linear': lambda n: optax.linear_schedule(lr, config.get('end_lr', 0.0), max(n, 1)),
-      'step': lambda n: optax.piecewise_constant_schedule(
-          lr, {int(e * steps_per_epoch) - warmup: config.get('decay_factor', 0.1)
-               for e in config.get('decay_epochs', ())}),
+    'constant': lambda n: optax.constant_schedule(lr),
+    'cosine': lambda n: optax.cosine_decay_schedule(lr, max(n, 1)),
+    'linear': lambda n: optax.linear_schedule(lr, config.end_lr, max(n, 1)),
+    'step': lambda n: optax.piecewise_constant_schedule(
+      lr, {int(e * steps_per_epoch) - warmup: config.decay_factor for e in config.decay_epochs}
+    ),
   }
-  name = config.get('schedule', 'constant')
+  name = config.schedule
   if name not in kinds:
     raise ValueError(f'unknown optimizer.schedule {name!r}; valid names: {", ".join(kinds)}')
   main = kinds[name](total_steps - warmup)
@@ -56,8 +56,10 @@ def parse_lr_multipliers(spec: str) -> list[tuple[str, float]]:
       multiplier = float(value)
       re.compile(pattern)
     except (ValueError, re.error):
-      raise ValueError(f'optimizer.lr_multipliers: cannot parse {part!r}; write pattern=multiplier pairs '
-                       f"separated by commas, e.g. 'model/head/=10,method/=0.5'") from None
+      raise ValueError(
+        f'optimizer.lr_multipliers: cannot parse {part!r}; write pattern=multiplier pairs '
+        f"separated by commas, e.g. 'model/head/=10,method/=0.5'"
+      ) from None
     if multiplier < 0:
       raise ValueError(f'optimizer.lr_multipliers: {part!r} is negative; use 0 to freeze a group')
     out.append((pattern, multiplier))
@@ -66,14 +68,18 @@ def parse_lr_multipliers(spec: str) -> list[tuple[str, float]]:
 
 def param_paths(params) -> list[str]:
   """'/'-joined key paths of the parameter leaves ('model/head/kernel', 'method/centers')."""
-  return ['/'.join(str(getattr(k, 'key', getattr(k, 'idx', k))) for k in path)
-          for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  return [
+    jax.tree_util.keystr(path, simple=True, separator='/')
+    for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+  ]
 
 
 def group_labels(params, multipliers: list[tuple[str, float]]):
   """The pytree of group indices (into `multipliers`; len(multipliers) = the default group)."""
+
   def label(path):
     return next((i for i, (pattern, _) in enumerate(multipliers) if re.match(pattern, path)), len(multipliers))
+
   leaves, treedef = jax.tree.flatten(params)
   return jax.tree.unflatten(treedef, [label(p) for p in param_paths(params)])
 
@@ -81,7 +87,7 @@ def group_labels(params, multipliers: list[tuple[str, float]]):
 def _group(config, lr: optax.Schedule, multiplier: float) -> optax.GradientTransformation:
   if multiplier == 0:
     return optax.set_to_zero()
-  parts = [optax.add_decayed_weights(config.weight_decay)] if config.get('weight_decay') else []
+  parts = [optax.add_decayed_weights(config.weight_decay)] if config.weight_decay else []
   scaled = lr if multiplier == 1 else (lambda step: multiplier * lr(step))
   return optax.chain(*parts, OPTIMIZERS[config.name](scaled, config))
 
@@ -91,8 +97,8 @@ def build(config, total_steps: int, steps_per_epoch: int, params=None) -> optax.
   if config.name not in OPTIMIZERS:
     raise ValueError(f'unknown optimizer {config.name!r}; valid names: {", ".join(OPTIMIZERS)}')
   lr = schedule(config, total_steps, steps_per_epoch)
-  clip = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.get('grad_clip_norm') else []
-  multipliers = parse_lr_multipliers(config.get('lr_multipliers', ''))
+  clip = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.grad_clip_norm else []
+  multipliers = parse_lr_multipliers(config.lr_multipliers)
   if not multipliers:
     return optax.chain(*clip, _group(config, lr, 1.0))
   if params is None:
@@ -102,8 +108,10 @@ def build(config, total_steps: int, steps_per_epoch: int, params=None) -> optax.
   unused = [pattern for i, (pattern, _) in enumerate(multipliers) if i not in used]
   if unused:
     paths = param_paths(params)
-    raise ValueError(f'optimizer.lr_multipliers: pattern(s) {unused} match no parameter (or an earlier '
-                     f'pattern took them); parameter paths look like {paths[:3] + paths[-2:]}')
+    raise ValueError(
+      f'optimizer.lr_multipliers: pattern(s) {unused} match no parameter (or an earlier '
+      f'pattern took them); parameter paths look like {paths[:3] + paths[-2:]}'
+    )
   groups = {i: _group(config, lr, m) for i, (_, m) in enumerate(multipliers)}
   groups[len(multipliers)] = _group(config, lr, 1.0)
   return optax.chain(*clip, optax.multi_transform(groups, labels))

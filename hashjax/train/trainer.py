@@ -9,39 +9,40 @@ periodically and at the end, checkpoints, and writes metrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import signal
 import time
-from collections.abc import Callable
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
 from hashjax import baselines
-from hashjax import checkpoint as checkpoint_lib
-from hashjax import config_lib
-from hashjax import errors
-from hashjax import evaluator
-from hashjax import metric_writer
 from hashjax import methods
 from hashjax import models
-from hashjax import optim
-from hashjax import plots
-from hashjax import run_files
-from hashjax import shallow
-from hashjax import sharding
-from hashjax import train_step as train_step_lib
-from hashjax import workdir_lock
+from hashjax.baselines import run as baseline_run
+from hashjax.cli import errors
+from hashjax.config import resume as config_resume
+from hashjax.config import validate as config_validate
 from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
 from hashjax.data import sources
-
+from hashjax.eval import evaluator
+from hashjax.eval import plots
+from hashjax.parallel import sharding
+from hashjax.train import metric_writer
+from hashjax.train import optim
+from hashjax.train import step as train_step_lib
+from hashjax.workdir import checkpoint as checkpoint_lib
+from hashjax.workdir import lock as workdir_lock
+from hashjax.workdir import run_files
 
 # Fault injection for tests: 'STEP:SIGNAL[:PROCESS]' (e.g. '25:SIGKILL', '3:SIGTERM:1') makes the run
 # (only process PROCESS, if given) send itself SIGNAL right after STEP, so kill / preemption tests hit
@@ -52,12 +53,14 @@ _FAULT_PROCESS = int(_FAULT[2]) if len(_FAULT) > 2 else None
 
 
 def load_protocol(config) -> protocols.Protocol:
-  reads = config.dataset.get('reads', 'auto')
+  reads = config.dataset.reads
   lazy = reads == 'per_process' or (reads == 'auto' and jax.process_count() > 1)
-  source = sources.load(config.dataset.name, config.dataset.get('data_dir') or None, lazy,
-                        **sources.config_options(config.dataset))
-  return protocols.build(source, config.dataset.protocol, seed=config.dataset.split_seed,
-                         **dict(config.dataset.get('protocol_args') or {}))
+  source = sources.load(
+    config.dataset.name, config.dataset.data_dir or None, lazy, **sources.config_options(config.dataset)
+  )
+  return protocols.build(
+    source, config.dataset.protocol, seed=config.dataset.split_seed, **dict(config.dataset.protocol_args)
+  )
 
 
 def image_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +76,10 @@ def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, 
     return image_stats(lazy_images.take(protocol.images, protocol.train))
   if name == 'imagenet':
     if protocol.images.shape[-1] != 3:
-      raise ValueError(f'normalize=imagenet needs RGB images; this dataset has {protocol.images.shape[-1]} '
-                       f'channel(s): use normalize=dataset')
+      raise ValueError(
+        f'normalize=imagenet needs RGB images; this dataset has {protocol.images.shape[-1]} '
+        f'channel(s): use normalize=dataset'
+      )
     return np.asarray(models.backbones.IMAGENET_MEAN), np.asarray(models.backbones.IMAGENET_STD)
   raise ValueError(f'unknown normalize {name!r}; valid names: dataset, imagenet')
 
@@ -126,11 +131,14 @@ def _non_finite_error(step: int, what: str, last_ckpt: int | None) -> errors.Non
   if last_ckpt is None:
     where = 'No checkpoint was written; rerun with a lower --config.optimizer.lr'
   else:
-    where = (f'Nothing was saved after step {last_ckpt}, the last checkpoint (finite). To go on from it with a '
-             f'lower learning rate, rerun with --config.optimizer.lr=... '
-             f'--config.checkpoint.allow_changes=optimizer.lr')
-  return errors.NonFiniteError(f'training diverged at step {step}: {what}. {where}; or add '
-                               f'--config.optimizer.grad_clip_norm, or check the data')
+    where = (
+      f'Nothing was saved after step {last_ckpt}, the last checkpoint (finite). To go on from it with a '
+      f'lower learning rate, rerun with --config.optimizer.lr=... '
+      f'--config.checkpoint.allow_changes=optimizer.lr'
+    )
+  return errors.NonFiniteError(
+    f'training diverged at step {step}: {what}. {where}; or add --config.optimizer.grad_clip_norm, or check the data'
+  )
 
 
 def _check_finite(step: int, metrics: dict, last_ckpt: int | None):
@@ -142,6 +150,7 @@ def _check_finite(step: int, metrics: dict, last_ckpt: int | None):
 @dataclasses.dataclass
 class Run:
   """Everything a training run is built from; `build(config)` makes it, the loop and tests use it."""
+
   config: ml_collections.ConfigDict
   protocol: protocols.Protocol
   mesh: jax.sharding.Mesh
@@ -157,74 +166,126 @@ class Run:
   refresh_every_steps: int = 0
   # The step of `config.init_from`'s checkpoint when `state` starts from its parameters, else None.
   init_from_step: int | None = None
+  ctx: methods.Context | None = None  # what the method's hooks saw
 
   def evaluate_and_log(self, params, step: int, writer) -> dict:
     """Evaluates, writes the metrics (prefix 'eval') and the PR curve image to the metric writer."""
-    metrics, pr = evaluator.evaluate(self.encode, params, self.protocol, self.config, self.data_sharding,
-                                     with_pr_curve=True)
+    metrics, pr = evaluator.evaluate(
+      self.encode, params, self.protocol, self.config, self.data_sharding, with_pr_curve=True
+    )
     if writer.enabled:  # process 0 writes
-      writer.image(step, 'eval/pr_curve', plots.pr_curve(
-          pr['precision'], pr['recall'], None, f'{self.config.method} {self.config.bits} bits, step {step}'))
+      writer.image(
+        step,
+        'eval/pr_curve',
+        plots.pr_curve(
+          pr['precision'], pr['recall'], None, f'{self.config.method} {self.config.bits} bits, step {step}'
+        ),
+      )
     return writer.write(step, metrics, prefix='eval')
 
 
 def build(config, protocol: protocols.Protocol | None = None, *, for_training: bool = True) -> Run:
-  """The run of `config`. for_training=False (evaluating or encoding a finished run) skips the
-  method's training-only set-up: its batch extras (e.g. CIMON's global graph, minutes to build)
-  and its periodic refresh."""
-  config_lib.validate(config)
+  """The run of `config`. for_training=False (evaluating or encoding a finished run) skips what only
+  training needs: the optimizer, the method's batch extras (e.g. CIMON's global graph, minutes to
+  build) and its periodic refresh."""
+  config_validate.validate(config)
   method = methods.get(config.method)
   protocol = protocol or load_protocol(config)
-  mesh = sharding.make_mesh(config.get('num_devices') or None)
+  ctx = methods.Context(config, protocol)
+  if method.validate is not None:
+    method.validate(ctx)
+  mesh = sharding.make_mesh(config.num_devices or None)
   sharding.check_batch_size(config.batch_size, mesh)
   data_sh, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
 
-  mean, std = normalization(config.get('normalize', 'dataset'), protocol)
+  mean, std = normalization(config.normalize, protocol)
   h, w, c = protocol.images.shape[1:]
-  size = config.get('image_size') or None
+  size = config.image_size or None
   image_shape = (size, size, c) if size else (h, w, c)
   model_key, method_key = jax.random.split(jax.random.key(config.seed))
-  graphdef, model_params = models.build(config.model, config.bits, image_shape, model_key)
-  params = {'model': model_params,
-            'method': (method.init_params(config.loss, config.bits, protocol, method_key)
-                       if method.init_params is not None else {})}
+  graphdef, model_params = models.build(
+    config.model, config.bits, image_shape, model_key, num_classes=protocol.num_classes
+  )
+  params = {
+    'model': model_params,
+    'method': method.init_params(ctx, method_key) if method.init_params is not None else {},
+  }
+  method_state = method.init_state(ctx, method_key) if method.init_state is not None else {}
   init_step = None
-  if for_training and config.get('init_from'):
+  if for_training and config.init_from:
     # Before the batch extras: CIMON's global graph comes from the features of these parameters.
     params, init_step = checkpoint_lib.load_params(config.init_from, params)
   network = models.make_forward(graphdef)
   forward = lambda params, images, **kwargs: network(params['model'], images, **kwargs)
   preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
+  ctx = dataclasses.replace(ctx, forward=forward, preprocess=preprocess, params_sharding=repl, batch_sharding=data_sh)
 
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
-  extras = (method.batch_extras(config, forward, preprocess, params, protocol, repl, data_sh)
-            if method.batch_extras is not None and for_training else None)
-  batches = pipeline.TrainBatches(protocol.images, protocol.labels, protocol.train, config.batch_size,
-                                  seed=config.seed, extras=extras)
+  extras = method.batch_extras(ctx, params) if method.batch_extras is not None and for_training else None
+  batches = pipeline.TrainBatches(
+    protocol.images, protocol.labels, protocol.train, config.batch_size, seed=config.seed, extras=extras
+  )
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
-  tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch, params)
-  state = jax.device_put(train_step_lib.create_state(params, tx, config.seed), repl)
+  # Evaluation needs no optimizer (and an old run's lr_multipliers may name groups that moved).
+  tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch, params) if for_training else None
+  state = jax.device_put(train_step_lib.create_state(params, tx, config.seed, method_state), repl)
   state_sh = jax.tree.map(lambda _: repl, state)
-  step_fn = train_step_lib.make_train_step(
-      method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views)
+  step_fn = (
+    train_step_lib.make_train_step(
+      method.loss_fn, forward, config.loss, tx, preprocess, state_sh, data_sh, repl, method.num_views
+    )
+    if for_training
+    else None
+  )
   encode = evaluator.make_encoder(forward, preprocess, method.to_codes, repl, data_sh)
   refresh, refresh_every = None, 0
-  if method.refresh is not None and config.loss.get('refresh_epochs') and for_training:
+  if method.refresh is not None and config.loss.refresh_epochs and for_training:
     outputs = evaluator.make_encoder(forward, preprocess, lambda out: out, repl, data_sh)
-    refresh = _make_refresh(method.refresh, config, protocol, outputs, repl, data_sh)
+    refresh = _make_refresh(method.refresh, ctx, outputs, mesh)
     refresh_every = max(1, round(config.loss.refresh_epochs * batches.steps_per_epoch))
-  return Run(config, protocol, mesh, batches, state, step_fn, encode, total_steps, data_sh, refresh,
-             refresh_every, init_step)
+  return Run(
+    config,
+    protocol,
+    mesh,
+    batches,
+    state,
+    step_fn,
+    encode,
+    total_steps,
+    data_sh,
+    refresh,
+    refresh_every,
+    init_step,
+    ctx,
+  )
 
 
-def _make_refresh(refresh_fn, config, protocol, outputs, repl, data_sh):
-  """state -> state with the method's parameters recomputed from the network's outputs on the
-  training set (eval mode), as DCWH recomputes its class centers every 2 epochs."""
+def _make_refresh(refresh_fn, ctx, outputs, mesh):
+  """state -> state with the method's state recomputed, by the jitted `refresh_fn`, from the network's
+  outputs on the training set (eval mode), as DCWH recomputes its class centers every 2 epochs.
+
+  The outputs are gathered on the host (every process gets them all), then laid out over the mesh
+  by rows, padded to a multiple of the device count (mask 0 on the padding), so the refresh's
+  reductions run sharded.
+  """
+  protocol, data_sh, repl = ctx.protocol, ctx.batch_sharding, ctx.params_sharding
+  labels = protocol.labels[protocol.train]
+  n = len(labels)
+  padded = -(-n // mesh.size) * mesh.size
+
+  def rows(host: np.ndarray) -> jax.Array:
+    host = np.concatenate([host, np.zeros((padded - n,) + host.shape[1:], host.dtype)])
+    return jax.make_array_from_callback(host.shape, data_sh, lambda index: host[index])
+
+  mask, labels = rows(np.ones(n, np.float32)), rows(labels)
+  step = jax.jit(functools.partial(refresh_fn, ctx), in_shardings=(data_sh, data_sh, data_sh, repl), out_shardings=repl)
+
   def refresh(state):
-    train_out = evaluator.encode_set(outputs, state.params, protocol.images, protocol.train,
-                                     config.eval.batch_size, data_sh)
-    new = refresh_fn(config.loss, train_out, protocol.labels[protocol.train], state.params['method'])
-    return state.replace(params={**state.params, 'method': jax.device_put(new, repl)})
+    train_out = evaluator.encode_set(
+      outputs, state.params, protocol.images, protocol.train, ctx.config.eval.batch_size, data_sh
+    )
+    return state.replace(method_state=step(rows(train_out.astype(np.float32)), labels, mask, state.method_state))
+
   return refresh
 
 
@@ -252,6 +313,7 @@ def _hold_workdir(workdir: str, force: bool):
 @dataclasses.dataclass(frozen=True)
 class ResumePoint:
   """The checkpoint a run continues from, and the config keys it changes (all allowed)."""
+
   step: int
   later_steps: tuple[int, ...]  # checkpoints after `step` (restore_step chose an earlier one)
   changes: dict
@@ -260,30 +322,40 @@ class ResumePoint:
 def resume_point(config, workdir: str) -> ResumePoint | None:
   """The checkpoint `config` would resume from in `workdir` (None: a fresh start), checked before
   anything is built or written: it must be a checkpoint of the same run, i.e. differ from `config`
-  in config_lib.RESUMABLE_KEYS and `checkpoint.allow_changes` only."""
+  in config_resume.RESUMABLE_KEYS and `checkpoint.allow_changes` only."""
   steps = checkpoint_lib.steps(os.path.join(workdir, 'checkpoints'))
   if not steps:
     return None
   step = config.checkpoint.restore_step or steps[-1]
   if step not in steps:
-    raise checkpoint_lib.CheckpointError(f'checkpoint.restore_step={step}: no such checkpoint in {workdir}; '
-                                         f'steps: {", ".join(map(str, steps))}')
+    raise checkpoint_lib.CheckpointError(
+      f'checkpoint.restore_step={step}: no such checkpoint in {workdir}; steps: {", ".join(map(str, steps))}'
+    )
   meta = checkpoint_lib.read_meta(workdir, step)
   # Checkpoints before hashjax recorded the whole config: the workdir's config.json, else the keys they kept.
-  saved = meta.get('config') or config_lib.flatten(run_files.read_json(workdir, 'config.json') or {}) or {
-      'method': meta.get('method'), 'model.name': meta.get('model'), 'bits': meta.get('bits')}
-  current = config_lib.flat_config(config)
-  changes = config_lib.differences(saved, {k: current.get(k, config_lib.ABSENT) for k in saved}
-                                   if 'config' not in meta else current)
-  conflicts = config_lib.resume_conflicts(changes, config.checkpoint.allow_changes)
+  saved = (
+    meta.get('config')
+    or config_resume.flatten(run_files.read_json(workdir, 'config.json') or {})
+    or {'method': meta.get('method'), 'model.name': meta.get('model'), 'bits': meta.get('bits')}
+  )
+  current = config_resume.flat_config(config)
+  changes = config_resume.differences(
+    saved, {k: current.get(k, config_resume.ABSENT) for k in saved} if 'config' not in meta else current
+  )
+  conflicts = config_resume.resume_conflicts(changes, config.checkpoint.allow_changes)
   if conflicts:
     structural = [k for k in conflicts if k in ('method', 'bits') or k.startswith('model.')]
-    fix = ('' if structural else f', or continue it with the new values from step {step} on purpose: '
-           f'--config.checkpoint.allow_changes={",".join(conflicts)}')
+    fix = (
+      ''
+      if structural
+      else f', or continue it with the new values from step {step} on purpose: '
+      f'--config.checkpoint.allow_changes={",".join(conflicts)}'
+    )
     raise errors.ConfigMismatchError(
-        f'{workdir} holds checkpoint step {step} of a run with other settings '
-        f'({config_lib.format_differences(conflicts)}); nothing was changed. Resume it with its settings or use '
-        f'another --workdir{fix}')
+      f'{workdir} holds checkpoint step {step} of a run with other settings '
+      f'({config_resume.format_differences(conflicts)}); nothing was changed. Resume it with its settings or use '
+      f'another --workdir{fix}'
+    )
   return ResumePoint(step, tuple(s for s in steps if s > step), changes)
 
 
@@ -299,10 +371,10 @@ def train_and_evaluate(config, workdir: str, *, force_unlock: bool = False) -> d
   """Trains (resuming from the workdir if it holds a checkpoint of this run), evaluates, returns
   the final metrics. Holds the workdir's lock throughout (`force_unlock`: take over a lock left
   on another host)."""
-  config_lib.validate(config)
+  config_validate.validate(config)
   with _hold_workdir(workdir, force_unlock) as lock_note:
     if config.method in baselines.BASELINES:  # no network, no training loop
-      return shallow.fit_and_evaluate(config, load_protocol(config), workdir)
+      return baseline_run.fit_and_evaluate(config, load_protocol(config), workdir)
     return _train_and_evaluate(config, workdir, lock_note)
 
 
@@ -312,16 +384,20 @@ def _train_and_evaluate(config, workdir: str, lock_note: str | None) -> dict:
   final = _finished(workdir, point)
   if final is not None:
     if jax.process_index() == 0:
-      print(f'{workdir} already finished at step {point.step} with this config: '
-            f'{run_files.format_metrics(final)}. To train longer raise --config.num_steps or num_epochs; '
-            f'to re-evaluate: python -m hashjax.evaluate --workdir {workdir}', flush=True)
+      print(
+        f'{workdir} already finished at step {point.step} with this config: '
+        f'{run_files.format_metrics(final)}. To train longer raise --config.num_steps or num_epochs; '
+        f'to re-evaluate: python -m hashjax.evaluate --workdir {workdir}',
+        flush=True,
+      )
     return final
   run = build(config)
   start = 0 if point is None else point.step
   if point is not None:
     _check_same_data(workdir, run, point.step)
-  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps,
-                                     config.checkpoint.keep)
+  ckpt = checkpoint_lib.Checkpointer(
+    os.path.join(workdir, 'checkpoints'), config.checkpoint.every_steps, config.checkpoint.keep
+  )
   writer = None
   try:
     state = run.state if point is None else ckpt.restore(run.state, point.step)
@@ -329,11 +405,12 @@ def _train_and_evaluate(config, workdir: str, lock_note: str | None) -> dict:
     if point is not None and point.later_steps:
       _set_aside(workdir, ckpt, point.later_steps)
     run_files.write_start(workdir, config, run.protocol, step=start, changes=point and point.changes)
-    writer = metric_writer.MetricWriter(workdir, total_steps=run.total_steps, batch_size=config.batch_size,
-                                        start_step=start)
+    writer = metric_writer.MetricWriter(
+      workdir, total_steps=run.total_steps, batch_size=config.batch_size, start_step=start
+    )
     _log_start(run, writer, ckpt, point, lock_note)
     describe = methods.get(config.method).describe
-    notes = describe(config) if describe is not None else {}
+    notes = describe(run.ctx) if describe is not None else {}
     for name, text in notes.items():
       writer.message(f'{name}: {text}')
     state, preempted = _train(run, state, ckpt, writer, last_ckpt=point and point.step)
@@ -356,12 +433,14 @@ def _check_same_data(workdir: str, run: Run, step: int) -> None:
   now = {'dataset': run.config.dataset.name, **run.protocol.summary()}
   if saved is not None and saved != now:
     raise errors.ConfigMismatchError(
-        f'{workdir} holds checkpoint step {step} trained on another split of the data ({saved}; this run '
-        f'reads {now}): does --config.dataset.data_dir point at the same data? Nothing was changed')
+      f'{workdir} holds checkpoint step {step} trained on another split of the data ({saved}; this run '
+      f'reads {now}): does --config.dataset.data_dir point at the same data? Nothing was changed'
+    )
   if run.total_steps < step:
     raise errors.ConfigMismatchError(
-        f'{workdir} holds checkpoint step {step}, past this config\'s {run.total_steps} steps: raise '
-        f'--config.num_steps / num_epochs, or restore an earlier step with --config.checkpoint.restore_step')
+      f"{workdir} holds checkpoint step {step}, past this config's {run.total_steps} steps: raise "
+      f'--config.num_steps / num_epochs, or restore an earlier step with --config.checkpoint.restore_step'
+    )
 
 
 def _set_aside(workdir: str, ckpt: checkpoint_lib.Checkpointer, later: tuple[int, ...]) -> None:
@@ -382,18 +461,23 @@ def _set_aside(workdir: str, ckpt: checkpoint_lib.Checkpointer, later: tuple[int
 
 def _log_start(run: Run, writer, ckpt, point: ResumePoint | None, lock_note: str | None) -> None:
   config = run.config
-  writer.message(f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
-                 f'dataset={config.dataset.name} [{run.protocol.origin}] {run.protocol.summary()} '
-                 f'devices={run.mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}')
+  writer.message(
+    f'hashjax: method={config.method} model={config.model.name} bits={config.bits} '
+    f'dataset={config.dataset.name} [{run.protocol.origin}] {run.protocol.summary()} '
+    f'devices={run.mesh.size} x {jax.devices()[0].platform} processes={jax.process_count()}'
+  )
   if lock_note:
     writer.message(f'note: {lock_note}')
   if point is not None:
     writer.message(f'resumed from {ckpt.directory}/{point.step} (step {point.step}), checksums verified')
     if point.later_steps:
-      writer.message(f'checkpoint.restore_step={point.step}: later steps {list(point.later_steps)} moved to '
-                     f'checkpoints_set_aside/')
+      writer.message(
+        f'checkpoint.restore_step={point.step}: later steps {list(point.later_steps)} moved to checkpoints_set_aside/'
+      )
     if point.changes:
-      writer.message(f'config changed on resume (config_changes.jsonl): {config_lib.format_differences(point.changes)}')
+      writer.message(
+        f'config changed on resume (config_changes.jsonl): {config_resume.format_differences(point.changes)}'
+      )
   elif run.init_from_step is not None:  # build() loaded them
     writer.message(f'initialised parameters from {config.init_from} (its step {run.init_from_step})')
 
@@ -401,7 +485,7 @@ def _log_start(run: Run, writer, ckpt, point: ResumePoint | None, lock_note: str
 def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer, last_ckpt: int | None):
   """The loop: step, log, check for NaN, checkpoint, evaluate; returns (state, preempted)."""
   config, total = run.config, run.total_steps
-  meta = config_lib.checkpoint_meta(config)
+  meta = config_resume.checkpoint_meta(config)
   writer.start(int(state.step))
 
   def save(step):

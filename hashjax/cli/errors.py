@@ -1,7 +1,7 @@
 """Errors caused by the config, the data or the workdir rather than by a bug.
 
 Every command prints such an error as one line (the cause and the fix) and keeps the traceback for
-`--verbosity=0` (hashjax/cli.py). This module imports nothing heavy, so light commands can name the
+`--verbosity=0` (hashjax/cli/command.py). This module imports nothing heavy, so light commands can name the
 errors without importing JAX or Orbax.
 """
 
@@ -38,5 +38,5 @@ def first_line(error: BaseException, limit: int = 300) -> str:
   error (Orbax appends whole TensorStore specs) into one line of ours."""
   text = str(error.args[0] if isinstance(error, KeyError) and error.args else error).strip()
   line = text.splitlines()[0].split(' See full TensorStore details')[0] if text else ''
-  line = line if len(line) <= limit else line[:limit - 3] + '...'
+  line = line if len(line) <= limit else line[: limit - 3] + '...'
   return f'{type(error).__name__}: {line}' if line else type(error).__name__
