@@ -329,7 +329,8 @@ def test_an_incompatible_init_from_is_one_line_and_a_typo_creates_nothing(tmp_pa
   trainer.train_and_evaluate(helpers.tiny_dsh_config(num_steps=4, **{'model.width': 0.5}), source)
   _one_error_line(_run(str(tmp_path / 'a'), f'--config.init_from={source}'), 'does not fit this model')
   typo = str(tmp_path / 'no_such_run')
-  _one_error_line(_run(str(tmp_path / 'b'), f'--config.init_from={typo}'), 'no checkpoint found')
+  with pytest.raises(checkpoint.CheckpointError, match='no checkpoint found'):
+    trainer.train_and_evaluate(helpers.tiny_dsh_config(init_from=typo), str(tmp_path / 'b'))
   assert not os.path.exists(typo)
 
 

@@ -160,7 +160,8 @@ def pca_2d(points) -> np.ndarray:
   """(n, 2) projection of the rows of `points` on their first two principal components."""
   from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top  (a second to import)
 
-  return PCA(n_components=2).fit_transform(np.asarray(points, np.float64))
+  with np.errstate(invalid='ignore', divide='ignore'):  # identical points: a zero variance ratio, not an error
+    return PCA(n_components=2).fit_transform(np.asarray(points, np.float64))
 
 
 def pca_scatter(panels: dict, path: str, *, title: str, legend: bool = False) -> str:
