@@ -48,6 +48,10 @@ def base_config() -> mlc.ConfigDict:
   # decode_size: image lists and folders are decoded and resized to this square size (unset: 256,
   # DeepHash-pytorch's Resize(256); the network's image_size / augment crop come after, on device);
   # label_type: cifar100 'fine' (100 classes, unset) or 'coarse' (20 superclasses).
+  # Images decoded from disk (lists, folders, tfds per process) stream (hashjax/data/streaming.py):
+  # workers: decoding processes (-1: one per core available; 0: in the training process);
+  # prefetch: global batches put on the devices ahead of the step; skip_unreadable: replace an
+  # image that cannot be decoded by its batch's previous one and count it, instead of stopping.
   c.dataset = mlc.ConfigDict(
     dict(
       name='digits',
@@ -59,6 +63,9 @@ def base_config() -> mlc.ConfigDict:
       list_dir='',
       decode_size=0,
       label_type='',
+      workers=-1,
+      prefetch=2,
+      skip_unreadable=False,
     )
   )
   c.image_size = 0  # 0: native size; else resize (on device) to image_size x image_size

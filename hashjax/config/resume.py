@@ -25,6 +25,8 @@ RESUMABLE_KEYS = (
   'dataset.reads',
   'dataset.data_dir',
   'dataset.list_dir',
+  'dataset.workers',
+  'dataset.prefetch',
 )
 
 

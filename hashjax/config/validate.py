@@ -39,6 +39,11 @@ def validate(c) -> None:
       raise ValueError(f'{key} must be positive, got {c[key]}')
   if c.num_steps <= 0 and c.num_epochs <= 0:
     raise ValueError('set num_epochs or num_steps to a positive number')
+  if c.dataset.workers < -1 or c.dataset.prefetch < 1:
+    raise ValueError(
+      f'dataset.workers must be >= -1 (-1: one per core) and dataset.prefetch >= 1, got {c.dataset.workers} and '
+      f'{c.dataset.prefetch}'
+    )
   if c.eval.ties not in ('stable', 'numpy', 'expected'):
     raise ValueError(f'eval.ties must be stable, numpy or expected, got {c.eval.ties!r}')
   flat = resume.flat_config(c)

@@ -8,6 +8,7 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from hashjax.data import pipeline
+from hashjax.data import streaming
 from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import metrics as metrics_lib
 from hashjax.retrieval import pr_curve as pr_curve_lib
@@ -22,10 +23,13 @@ def make_encoder(forward, preprocess, to_codes, params_sharding, batch_sharding)
   return jax.jit(encode, in_shardings=(params_sharding, batch_sharding), out_shardings=batch_sharding)
 
 
-def encode_set(encode, params, images: np.ndarray, indices: np.ndarray, batch_size: int, batch_sharding) -> np.ndarray:
-  """Real-valued codes (len(indices), bits) on the host, in the order of `indices`."""
+def encode_set(
+  encode, params, images: np.ndarray, indices: np.ndarray, batch_size: int, batch_sharding, workers: int = -1
+) -> np.ndarray:
+  """Real-valued codes (len(indices), bits) on the host, in the order of `indices`. Images decoded
+  from disk are read ahead by `workers` processes (-1: one per core; `streaming.worker_count`)."""
   out = []
-  for local, valid in pipeline.eval_batches(images, indices, batch_size):
+  for local, valid in pipeline.eval_batches(images, indices, batch_size, streaming.worker_count(images, workers)):
     codes = encode(params, jax.make_array_from_process_local_data(batch_sharding, local))
     out.append(np.asarray(multihost_utils.process_allgather(codes, tiled=True))[:valid])
   return np.concatenate(out)
@@ -69,9 +73,9 @@ def evaluate(encode, params, protocol, config, batch_sharding, *, with_pr_curve:
   over the global database split across the mesh's devices (`mesh_metrics`); with_pr_curve: (those
   metrics, the precision-recall curve by Hamming radius from the same codes, computed by process 0
   only, None elsewhere)."""
-  bs = config.eval.batch_size
-  q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding)
-  db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding)
+  bs, workers = config.eval.batch_size, config.dataset.workers
+  q = encode_set(encode, params, protocol.images, protocol.query, bs, batch_sharding, workers)
+  db = encode_set(encode, params, protocol.images, protocol.database, bs, batch_sharding, workers)
   bits = q.shape[1]
   packed = (
     codes_lib.pack_codes(q),

@@ -105,8 +105,9 @@ class MetricWriter:
     self._last = self._start = (step, time.perf_counter())
     self._last_line = step
 
-  def progress(self, step: int, loss: float | None = None):
-    """Advances the bar to `step`, showing throughput (images/s) and the latest loss."""
+  def progress(self, step: int, loss: float | None = None, input_wait: float | None = None):
+    """Advances the bar to `step`, showing throughput (images/s), the latest loss and the fraction
+    of wall time the loop waited for input (input-bound when it nears 1)."""
     if not self.enabled:
       return
     last_step, last_time = self._last
@@ -117,6 +118,8 @@ class MetricWriter:
       self._last = (step, now)
     if loss is not None:
       postfix['loss'] = f'{loss:.4f}'
+    if input_wait is not None:
+      postfix['input_wait'] = f'{100 * input_wait:.0f}%'
     self.bar.set_postfix(postfix, refresh=False)
     if self.bar.disable and step // self._line_every > self._last_line // self._line_every:
       self._last_line = step

@@ -34,6 +34,7 @@ from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
 from hashjax.data import sources
+from hashjax.data import streaming
 from hashjax.eval import evaluator
 from hashjax.eval import plots
 from hashjax.parallel import sharding
@@ -223,7 +224,13 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
   extras = method.batch_extras(ctx, params) if method.batch_extras is not None and for_training else None
   batches = pipeline.TrainBatches(
-    protocol.images, protocol.labels, protocol.train, config.batch_size, seed=config.seed, extras=extras
+    protocol.images,
+    protocol.labels,
+    protocol.train,
+    config.batch_size,
+    seed=config.seed,
+    extras=extras,
+    skip_unreadable=config.dataset.skip_unreadable,
   )
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
   # Evaluation needs no optimizer (and an old run's lr_multipliers may name groups that moved).
@@ -282,7 +289,13 @@ def _make_refresh(refresh_fn, ctx, outputs, mesh):
 
   def refresh(state):
     train_out = evaluator.encode_set(
-      outputs, state.params, protocol.images, protocol.train, ctx.config.eval.batch_size, data_sh
+      outputs,
+      state.params,
+      protocol.images,
+      protocol.train,
+      ctx.config.eval.batch_size,
+      data_sh,
+      ctx.config.dataset.workers,
     )
     return state.replace(method_state=step(rows(train_out.astype(np.float32)), labels, mask, state.method_state))
 
@@ -494,12 +507,21 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer, last_ckpt
     except checkpoint_lib.NonFiniteStateError as e:
       raise _non_finite_error(step, str(e), last_ckpt) from None
 
-  with _Preemption() as preemption:
+  feed = streaming.Feed(
+    run.batches,
+    int(state.step),
+    total,
+    run.data_sharding,
+    workers=config.dataset.workers,
+    prefetch=config.dataset.prefetch,
+  )
+  logged = (time.perf_counter(), 0.0)  # (when, feed.wait_seconds) at the last log step
+  with feed, _Preemption() as preemption:
     for step in range(int(state.step), total):
       # Before the step, not after the save: a resumed run recomputes exactly what the uninterrupted one did.
       if run.refresh is not None and step and step % run.refresh_every_steps == 0:
         state = run.refresh(state)
-      state, metrics = run.step_fn(state, pipeline.to_global(run.batches[step], run.data_sharding))
+      state, metrics = run.step_fn(state, next(feed))
       done = step + 1
       if done == _FAULT_STEP and _FAULT_PROCESS in (None, jax.process_index()):
         os.kill(os.getpid(), _FAULT_SIGNAL)
@@ -509,8 +531,13 @@ def _train(run: Run, state, ckpt: checkpoint_lib.Checkpointer, writer, last_ckpt
       if done % config.log_every_steps == 0 or save_now:
         plain = metric_writer.plain({**metrics, 'epoch': done / run.batches.steps_per_epoch})
         _check_finite(done, plain, last_ckpt)  # before anything is written; save() checks the whole state
+        now = time.perf_counter()
+        plain['input_wait_fraction'] = (feed.wait_seconds - logged[1]) / max(now - logged[0], 1e-9)
+        logged = (now, feed.wait_seconds)
+        if feed.streaming and config.dataset.skip_unreadable:
+          plain['skipped_images'] = feed.skipped
         writer.write(done, plain)
-        writer.progress(done, plain['loss'])
+        writer.progress(done, plain['loss'], input_wait=plain['input_wait_fraction'])
       if save_now:
         save(done)
         last_ckpt = done
