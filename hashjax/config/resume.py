@@ -25,6 +25,7 @@ RESUMABLE_KEYS = (
   'dataset.reads',
   'dataset.data_dir',
   'dataset.list_dir',
+  'model.requires_pretrained',  # a check before the run, not part of what it computes
 )
 
 
