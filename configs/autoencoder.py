@@ -38,8 +38,9 @@ def get_config(arg=None):
   c = common.base_config()
   c.method = 'autoencoder'
   c.bits = arg.bits
-  c.dataset.name = arg.dataset
   c.dataset.protocol = 'full'
+  c.eval.topk = (1000,)
+  common.use_protocol(c, arg.dataset)  # cifar10: its 'full' protocol at mAP@all (common.PAPER_PROTOCOLS)
   c.model.name = 'autoencoder'
   rgb = arg.dataset.startswith('cifar') or arg.dataset == 'stl10'
   # RGB: "mostly follows VGG" (two 3x3 convolutions per block, wider); grey: the seed's 16/32/64.
@@ -60,7 +61,6 @@ def get_config(arg=None):
   c.loss.binary_threshold = 0.99  # |h| above this counts as binary in the binary_fraction metric
   c.optimizer.update(name='adam', lr=1e-3, end_lr=1e-5, schedule='linear', weight_decay=0.0)
   c.eval.every_steps = 0
-  c.eval.topk = (1000,)
   c.checkpoint.every_steps = 2000
   c.log_every_steps = 100
 

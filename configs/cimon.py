@@ -13,9 +13,11 @@ Settings (one name each; the other arguments refine them):
     ImageNet VGG16 (fc7 before ReLU) with the head ReLU -> Linear -> Tanh at 224 px, graph=global
     (built once over the 'cimon' protocol's 5,000 training images from the network's fc7 features
     of two views; threshold 0.1, 70 clusters), batch 24, SGD lr 1e-3, momentum 0.9, wd 1e-5,
-    150 epochs, 64 bits. Needs `python -m hashjax.prepare_data cifar10` and the VGG16 weights
-    (`python -m hashjax.weights convert`, then --config.model.pretrained=DIR); without them the run
-    log and final_metrics.json say the graph came from a randomly initialised network.
+    150 epochs, 64 bits, mAP@all (the 'cifar10_cimon' protocol of common.PAPER_PROTOCOLS). Needs
+    `python -m hashjax.prepare_data cifar10` and the VGG16 weights (`python -m hashjax.weights
+    convert`, then --config.model.pretrained=DIR): without them the run stops at validation, before
+    reading any data, naming that command; --config.model.pretrained=none trains from random
+    initialisation on purpose (the run log and final_metrics.json then say so).
   * fashion_mnist (offline real data; also any `dataset=` other than cifar10): the DSH network with
     a tanh head trained from scratch, graph=batch (graph, confidence weights and spectral
     clustering per batch of 256 in the jitted step; 5 clusters, threshold 0.3: the STL-10
@@ -33,11 +35,13 @@ Settings (one name each; the other arguments refine them):
     split (protocol 'unlabelled'), VGG11-BN at the native 96 px with the head ReLU -> Dropout(0.5)
     -> Linear(128) -> Tanh, graph=batch over batches of 256, 5 clusters, threshold 0.3, tau 0.5,
     eta 0.3, 7 epochs; then `python -m hashjax.classify` on the train split's codes. Needs
-    `python -m hashjax.prepare_data stl10` and ImageNet VGG11-BN weights.
+    `python -m hashjax.prepare_data stl10` and ImageNet VGG11-BN weights (required as the default's).
   * quick: digits, 32 bits, 300 steps of 64, the fashion_mnist setting scaled down (results:
     benchmarks/notes/cimon.md).
 Other arguments: bits, graph (batch | global), backbone (an ImageNet backbone, e.g. vgg16 or
-vgg11_bn, with the official head; sets graph_features='network'), dataset.
+vgg11_bn, with the official head; sets graph_features='network'; its weights are required, except
+with quick), dataset (a dataset of the papers also gets its protocol and mAP cut-off, e.g.
+nus_wide_21: mAP@5000), protocol (a common.PAPER_PROTOCOLS name, e.g. cifar10_1).
 """
 
 from hashjax.config import common
@@ -46,16 +50,18 @@ _PAPER_DATASET = 'cifar10'
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, dataset='', bits=0, quick=False, graph='', backbone='', stl10=False, fashion_mnist=False)
-  if arg.stl10 and (arg.graph not in ('', 'batch') or arg.quick or arg.dataset or arg.fashion_mnist):
+  arg = common.parse_arg(
+    arg, dataset='', protocol='', bits=0, quick=False, graph='', backbone='', stl10=False, fashion_mnist=False
+  )
+  if arg.stl10 and (arg.graph not in ('', 'batch') or arg.quick or arg.dataset or arg.fashion_mnist or arg.protocol):
     raise ValueError('stl10 is a complete setting: it takes only bits= and backbone=')
   if arg.fashion_mnist:
     arg.dataset = arg.dataset or 'fashion_mnist'
   if arg.quick:
-    arg.dataset = arg.dataset or 'digits'
+    arg.dataset = arg.dataset or common.protocol_dataset(arg.protocol) or 'digits'
   if arg.stl10:
     arg.dataset, arg.backbone = 'stl10', arg.backbone or 'vgg11_bn'
-  dataset = arg.dataset or _PAPER_DATASET
+  dataset = arg.dataset or common.protocol_dataset(arg.protocol) or _PAPER_DATASET
   paper = dataset == _PAPER_DATASET and not arg.quick
   backbone = arg.backbone or ('vgg16' if paper else '')
   graph = arg.graph or ('global' if paper else 'batch')
@@ -65,8 +71,10 @@ def get_config(arg=None):
   c = common.base_config()
   c.method = 'cimon'
   c.bits = arg.bits or (64 if paper else 128)
-  c.dataset.name = dataset
   c.dataset.protocol = 'full'
+  c.eval.topk = (1000,)
+  # A dataset of the papers gets its usual protocol and mAP cut-off (common.PAPER_PROTOCOLS).
+  common.use_protocol(c, dataset, arg.protocol)
   c.loss.graph = graph
   c.loss.threshold = 0.3  # cosine distance at or below which a pair is similar (S = +1)
   c.loss.num_clusters = 5  # spectral clusters per graph
@@ -94,13 +102,13 @@ def get_config(arg=None):
   # The official optimizer: SGD lr 1e-3, momentum 0.9, weight decay 1e-5, no schedule.
   c.optimizer.update(name='sgd', lr=1e-3, momentum=0.9, weight_decay=1e-5, schedule='constant')
   c.eval.every_steps = 0
-  c.eval.topk = (1000,)
   c.checkpoint.every_steps = 1000
   if backbone:
     # An ImageNet backbone (hashjax/models/backbones/) with the official head ReLU -> Linear -> Tanh,
     # at 224 px with ImageNet statistics; load weights with --config.model.pretrained=DIR
     # (python -m hashjax.weights convert).
     c.model.name = backbone
+    c.model.requires_pretrained = not arg.quick  # --config.model.pretrained=none: from scratch on purpose
     c.model.head_activation = 'tanh'
     c.image_size = 224
     c.normalize = 'imagenet' if dataset in ('cifar10', 'cifar100', 'stl10') else 'dataset'
@@ -120,7 +128,8 @@ def get_config(arg=None):
     # The official run: 5,000 training images (500/class), threshold 0.1, 70 clusters, batch 24
     # (divisible by 8 devices), 150 epochs. The paper's protocol draws 1000/class queries from all
     # images; elsewhere the queries stay the test split and the database the train split.
-    c.dataset.protocol = 'cimon' if paper else 'full'
+    if paper and not arg.protocol:
+      common.use_protocol(c, dataset, 'cifar10_cimon')
     c.dataset.protocol_args.train_per_class = 500
     c.loss.threshold = 0.1
     c.loss.num_clusters = 70

@@ -5,9 +5,12 @@
   python -m hashjax.main --config configs/dcwh.py:paper --config.model.pretrained=weights/googlenet
   python -m hashjax.main --config configs/dcwh.py:learnable                         # the code's -u flag
 
-Arguments: dataset, bits, quick, learnable (centers trained by SGD instead of recomputed), paper
-(the paper's CIFAR-10 setting: GoogLeNet at 224 px, SGD lr 1e-3 x0.1 every 50 epochs, momentum 0.9,
-weight decay 5e-4, batch 128, 150 epochs; pass converted ImageNet weights with model.pretrained).
+Arguments: dataset, protocol, bits, quick, learnable (centers trained by SGD instead of recomputed),
+paper (the paper's CIFAR-10 setting: GoogLeNet at 224 px, SGD lr 1e-3 x0.1 every 50 epochs, momentum
+0.9, weight decay 5e-4, batch 128, 150 epochs; CIFAR-10 full, or `paper,dataset=cifar100`,
+`paper,protocol=cifar10_mini`: common.PAPER_PROTOCOLS). paper needs converted ImageNet weights
+(model.pretrained; without them it stops at validation naming `python -m hashjax.weights convert`;
+--config.model.pretrained=none trains from random initialisation on purpose).
 Loss as the public code (hashjax/methods/dcwh.py): sigma = 1 (the code's effective value), cubic
 weight 10, vertex weight 0.01. Default (Fashion-MNIST on the DSH network from scratch): the shared
 supervised setting, Adam lr 1e-3 with a cosine decay for 12 epochs, centers recomputed every 2.
@@ -35,5 +38,5 @@ def get_config(arg=None):
   if arg.quick:
     c.loss.refresh_epochs = 0.0 if arg.learnable else 1.0
   if arg.paper:
-    common.class_center_paper_setting(c)
+    common.class_center_paper_setting(c, arg.dataset, arg.protocol)
   return c

@@ -8,13 +8,17 @@ Hamming candidates by the backbone features.
   python -m hashjax.retrieve --workdir runs/dlbhc --per_class 100    # mAP@1000, P@k: Hamming and coarse-to-fine
 
 Arguments: backbone (alexnet | vgg_f | vgg16 | vgg19 | resnet18 | googlenet | ...: models
-`dlbhc_<backbone>`), bits, dataset (default cifar10, as the seed), quick, fashion_mnist.
+`dlbhc_<backbone>`), bits, dataset (default cifar10, as the seed; a dataset of the papers gets its
+protocol and mAP cut-off, common.PAPER_PROTOCOLS), protocol (a PAPER_PROTOCOLS name), quick,
+fashion_mnist.
 Defaults as the seed (a DLBHC re-implementation over five backbones): SGD lr 0.01, momentum 0.9,
 weight decay 5e-4, 50 epochs, batch 200 (its largest; ResNet18 fit 150), 48 bits, training images
 resized to 256 then randomly cropped to 227 and mirrored, test images resized to 227, normalised
 with the training set's mean and std; query = the test split, database = the training split.
-ImageNet weights (the paper fine-tunes them): --config.model.pretrained=weights/<backbone>
-(python -m hashjax.weights convert), usually with --config.normalize=imagenet for RGB data.
+ImageNet weights (the paper fine-tunes them) are required: --config.model.pretrained=weights/<backbone>
+(python -m hashjax.weights convert), usually with --config.normalize=imagenet for RGB data; without
+them the run stops at validation naming that command (--config.model.pretrained=none: random
+initialisation on purpose). fashion_mnist and quick train from scratch and need none.
 The official/FP recipe trains the new layers at lr 0.01 and the pretrained ones at 0.001:
 --config.optimizer.lr_multipliers='model/backbone/=0.1' (new layers: model/head = the latent
 layer, model/classifier; hashjax/train/optim.py).
@@ -26,13 +30,18 @@ from hashjax.config import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, backbone='resnet18', bits=48, dataset='cifar10', quick=False, fashion_mnist=False)
+  arg = common.parse_arg(arg, backbone='resnet18', bits=48, dataset='', protocol='', quick=False, fashion_mnist=False)
   c = common.base_config()
   c.method = 'dlbhc'
   c.bits = arg.bits
-  c.dataset.name = 'fashion_mnist' if arg.fashion_mnist else arg.dataset
   c.dataset.protocol = 'full'
+  dataset = 'fashion_mnist' if arg.fashion_mnist else arg.dataset or common.protocol_dataset(arg.protocol) or 'cifar10'
+  common.use_protocol(c, dataset, arg.protocol)  # a dataset of the papers: its protocol and mAP cut-off
+  # The seed's mAP over the top 1000 (base_config's eval.topk); the mAP@all settings keep it beside mAP@all.
+  c.eval.topk = c.eval.topk or (1000,)
   c.model.name = f'dlbhc_{arg.backbone}'
+  # The paper fine-tunes ImageNet weights: required, except in the from-scratch fashion_mnist and quick settings.
+  c.model.requires_pretrained = not (arg.fashion_mnist or arg.quick)
   c.model.head_dropout = 0.5  # dropout on fc7 before the latent layer (CaffeNet's drop7)
   c.image_size = 227
   c.augment = 'resize_crop_flip'
@@ -41,7 +50,6 @@ def get_config(arg=None):
   c.num_epochs = 50
   c.optimizer.update(name='sgd', lr=0.01, momentum=0.9, weight_decay=5e-4, schedule='constant')
   c.eval.every_steps = 0
-  c.eval.topk = (1000,)  # the seed's mAP over the top 1000
   c.eval.pn = (10, 100, 500, 1000)
   c.checkpoint.every_steps = 1000
 
@@ -52,7 +60,8 @@ def get_config(arg=None):
     c.image_size = 32
   if arg.quick:
     # The small DSH network (its fc1 plays fc7) on the embedded digits, upsampled to 16x16.
-    c.dataset.name = 'digits' if arg.dataset == 'cifar10' and not arg.fashion_mnist else c.dataset.name
+    if dataset == 'cifar10' and not arg.protocol:
+      c.dataset.name, c.dataset.protocol = 'digits', 'full'
     c.model = common.base_config().model
     c.model.name = 'dlbhc_dsh_net'
     c.model.width = 0.5

@@ -4,10 +4,12 @@
   python -m hashjax.main --config configs/idcwh.py --workdir runs/idcwh               # Fashion-MNIST, 48 bits, DSH net
   python -m hashjax.main --config configs/idcwh.py:paper --config.model.pretrained=weights/googlenet
 
-Arguments: dataset, bits, quick, sgd (the full settings' SGD of before 2026-12-05), paper (CIFAR-10
-full on GoogLeNet at 224 px; the slides' lr 1e-2 for the network and 5e-3 for the centers, x0.1
-every 50 epochs, 150 epochs, batch 128; the optimizer is not published: SGD with momentum 0.9 and
-weight decay 5e-4, as DCWH).
+Arguments: dataset, protocol, bits, quick, sgd (the full settings' SGD of before 2026-12-05), paper
+(CIFAR-10 full on GoogLeNet at 224 px, or another of the slides' settings with `dataset=` /
+`protocol=`, e.g. `paper,protocol=cifar10_mini`, `paper,dataset=coco`; the slides' lr 1e-2 for
+the network and 5e-3 for the centers, x0.1 every 50 epochs, 150 epochs, batch 128; the optimizer
+is not published: SGD with momentum 0.9 and weight decay 5e-4, as DCWH). paper needs converted
+ImageNet weights (--config.model.pretrained=DIR, or =none for random initialisation on purpose).
 The centers learn at half the network's rate in every setting (`method/=0.5`: 5e-3 vs 1e-2).
 gamma, beta, sigma and the optimizer are not published: see `get_config` for the values and how
 they were chosen (sigma 4 and Adam in the full settings, sigma 2 and SGD in :quick).
@@ -46,6 +48,6 @@ def get_config(arg=None):
   if arg.quick or arg.sgd:
     c.optimizer.update(name='sgd', lr=1e-2, momentum=0.9, weight_decay=5e-4)
   if arg.paper:
-    common.class_center_paper_setting(c)
+    common.class_center_paper_setting(c, arg.dataset, arg.protocol)
     c.optimizer.lr = 1e-2
   return c

@@ -4,7 +4,7 @@
   python -m hashjax.main --config configs/itq.py:quick
   python -m hashjax.main --config configs/itq.py:bits=32 --workdir runs/itq32   # Fashion-MNIST
 
-Arguments: dataset, bits, quick.
+Arguments: dataset, protocol, bits, quick.
 """
 
 from hashjax.config import common

@@ -3,7 +3,7 @@
   python -m hashjax.main --config configs/pcah.py:quick
   python -m hashjax.main --config configs/pcah.py:bits=32 --workdir runs/pcah32   # Fashion-MNIST
 
-Arguments: dataset, bits, quick.
+Arguments: dataset, protocol, bits, quick.
 """
 
 from hashjax.config import common

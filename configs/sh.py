@@ -3,7 +3,7 @@
   python -m hashjax.main --config configs/sh.py:quick
   python -m hashjax.main --config configs/sh.py:bits=32 --workdir runs/sh32   # Fashion-MNIST
 
-Arguments: dataset, bits, quick.
+Arguments: dataset, protocol, bits, quick.
 """
 
 from hashjax.config import common

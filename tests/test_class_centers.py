@@ -222,6 +222,8 @@ def test_idcwh_config_settings(arg, optimizer, sigma):
   """The full settings use Adam (chosen at sigma 4 on validation); :sgd, :quick and :paper keep SGD;
   the centers learn at half the network's rate in every setting (the slides' 5e-3 vs 1e-2)."""
   c = helpers.load_config('idcwh', arg)
+  assert c.model.requires_pretrained == (arg == 'paper')  # :paper fine-tunes ImageNet GoogLeNet
+  c.model.pretrained = 'none' if arg == 'paper' else ''
   config_validate.validate(c)
   assert (c.optimizer.name, c.loss.sigma, c.optimizer.lr_multipliers) == (optimizer, sigma, 'method/=0.5')
 

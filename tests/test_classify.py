@@ -101,6 +101,9 @@ def test_fit_learns_separable_codes():
 
 def test_stl10_config_validates_and_names_the_missing_dataset(tmp_path):
   c = helpers.load_config('cimon', 'stl10')
+  with pytest.raises(ValueError, match='python -m hashjax.weights convert --arch vgg11_bn'):
+    config_validate.validate(c)  # the student run fine-tunes ImageNet weights: required
+  c.model.pretrained = 'none'
   config_validate.validate(c)
   assert (c.dataset.name, c.dataset.protocol, c.dataset.protocol_args.train_size) == ('stl10', 'unlabelled', 20000)
   assert (c.batch_size, c.bits, c.loss.graph, c.loss.num_clusters, c.loss.threshold) == (256, 128, 'batch', 5, 0.3)

@@ -172,6 +172,9 @@ def test_resize_crop_flip_is_a_crop_of_the_upsampled_image():
 
 def test_config_variants():
   c = helpers.load_config('dlbhc', None)
+  with pytest.raises(ValueError, match='python -m hashjax.weights convert --arch resnet18'):
+    config_validate.validate(c)  # the paper fine-tunes ImageNet weights: required (tests/test_pretrained_required.py)
+  c.model.pretrained = 'none'
   config_validate.validate(c)
   assert (c.model.name, c.bits, c.image_size, c.augment, c.num_epochs, c.batch_size) == (
     'dlbhc_resnet18',

@@ -132,6 +132,7 @@ def test_tiny_training_run_from_pretrained(tmp_path):
       'model.name': 'vgg11_bn',
       'model.width': WIDTH,
       'model.pretrained': dst,
+      'model.requires_pretrained': True,
       'image_size': 32,
       'num_steps': 2,
       'log_every_steps': 1,
@@ -145,3 +146,4 @@ def test_tiny_training_run_from_pretrained(tmp_path):
   )
   final = trainer.train_and_evaluate(config, str(tmp_path / 'run'))
   assert final['step'] == 2 and np.isfinite(final['mAP'])
+  assert final['weights'] == dst  # the run states which weights it started from

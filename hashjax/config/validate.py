@@ -23,6 +23,8 @@ def validate(c) -> None:
     )
   if c.model.name not in models.MODELS:
     raise ValueError(f'unknown model {c.model.name!r}; valid names: {", ".join(sorted(models.MODELS))}')
+  if c.method not in baselines.BASELINES:  # the shallow baselines have no network
+    models.check_pretrained(c.model)
   if c.dataset.name not in sources.SOURCES:
     raise ValueError(f'unknown dataset {c.dataset.name!r}; valid names: {", ".join(sorted(sources.SOURCES))}')
   if c.dataset.protocol not in protocols.RECIPES:

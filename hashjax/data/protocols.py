@@ -110,9 +110,13 @@ def test_vs_test(source, seed, **unused):
   )
 
 
-def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_database=False, **unused):
+def per_class(
+  source, seed, query_per_class=100, train_per_class=500, train_in_database=False, database_is_train=False, **unused
+):
   """DPSH-style: pool all splits; per class draw query_per_class queries and train_per_class training
-  images; the database is the rest (train_in_database=True puts the training images back in, as CIMON)."""
+  images; the database is the rest (train_in_database=True puts the training images back in, as CIMON
+  and DeepHash-pytorch's cifar10-1; database_is_train=True makes it the training images alone, as
+  DeepHash-pytorch's cifar10-2, and overrides train_in_database)."""
   del unused
   images, labels, _ = _pool(source)
   if labels.ndim != 1:
@@ -129,10 +133,13 @@ def per_class(source, seed, query_per_class=100, train_per_class=500, train_in_d
     query.append(members[:query_per_class])
     train.append(members[query_per_class : query_per_class + train_per_class])
   query, train = np.sort(np.concatenate(query)), np.sort(np.concatenate(train))
-  database = np.setdiff1d(np.arange(len(labels)), query if train_in_database else np.union1d(query, train))
-  desc = f'pool all splits; {query_per_class}/class query, {train_per_class}/class train, database = ' + (
-    'all non-query images (train included)' if train_in_database else 'the rest (train excluded)'
-  )
+  if database_is_train:
+    database, db_desc = train, 'train'
+  elif train_in_database:
+    database, db_desc = np.setdiff1d(np.arange(len(labels)), query), 'all non-query images (train included)'
+  else:
+    database, db_desc = np.setdiff1d(np.arange(len(labels)), np.union1d(query, train)), 'the rest (train excluded)'
+  desc = f'pool all splits; {query_per_class}/class query, {train_per_class}/class train, database = {db_desc}'
   return images, labels, train, query, database, desc
 
 
@@ -218,8 +225,18 @@ RECIPES = {
   # MS-COCO as HashNet: 5,000 queries, database = the rest, 10,000 training images from it.
   'coco_hashnet': functools.partial(random_split, query_size=5000, train_size=10000, train_in_database=True),
   'validation': validation,  # hyperparameter search: held-out train images as queries
-  # CIFAR-10 mini (DPSH / IDCWH): 100/class query, 500/class train, rest database.
+  # The CIFAR-10 protocols of the papers (reference/evaluation.md section 3; the sizes are those of
+  # CIFAR-10's 60,000 images, 6,000 a class). Per-class draws from all 60,000 images pooled, as
+  # DeepHash-pytorch's utils/tools.py cifar_dataset (which is unseeded; here dataset.split_seed):
+  # mini (DPSH, DeepHash-pytorch 'cifar10', IDCWH's 'mini'): 1,000 query, 5,000 train, 54,000 database
+  # = the rest (train excluded).
   'cifar10_mini': functools.partial(per_class, query_per_class=100, train_per_class=500),
+  # DeepHash-pytorch 'cifar10-1' (its default; GreedyHash's cifar1.py): 1,000 query, 5,000 train,
+  # 59,000 database = every non-query image (train included).
+  'cifar10_1': functools.partial(per_class, query_per_class=100, train_per_class=500, train_in_database=True),
+  # DeepHash-pytorch 'cifar10-2': 10,000 query (1,000/class of the pool, not the official test split),
+  # 50,000 train (5,000/class) = the database.
+  'cifar10_2': functools.partial(per_class, query_per_class=1000, train_per_class=5000, database_is_train=True),
   # CIMON / DistillHash: 1000/class query, 500/class train, database = all 50k non-query images.
   'cimon': functools.partial(per_class, query_per_class=1000, train_per_class=500, train_in_database=True),
 }

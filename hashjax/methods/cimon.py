@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jax.scipy.stats import norm
 import numpy as np
 
+from hashjax import models
 from hashjax import spectral
 from hashjax.methods import cimon_features
 from hashjax.methods import cimon_graph
@@ -261,7 +262,7 @@ def batch_extras(ctx, params):
 
 def describe(ctx) -> dict:
   """What the run log and final_metrics.json say about this run's graph."""
-  return {'graph_features': cimon_features.describe(ctx.loss, ctx.config.model.pretrained)}
+  return {'graph_features': cimon_features.describe(ctx.loss, models.pretrained_dir(ctx.config.model))}
 
 
 def to_codes(outputs: jax.Array) -> jax.Array:

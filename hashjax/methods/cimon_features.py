@@ -34,7 +34,7 @@ def check(loss_config) -> str:
 
 def describe(loss_config, pretrained: str = '') -> str:
   """One line naming the graph's feature source, for the run log and final_metrics.json;
-  `pretrained` is the network's weights (config.model.pretrained, '' when initialised at random)."""
+  `pretrained` is the network's weights directory ('' when initialised at random: models.pretrained_dir)."""
   source = check(loss_config)
   if source == 'network':
     weights = f'pretrained weights {pretrained}' if pretrained else 'randomly initialised, no pretrained weights'

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+import os
 
 from flax import nnx
 import jax
@@ -35,6 +36,62 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
   **{f'dlbhc_{name}': dlbhc.dlbhc_net(name) for name in BACKBONE_MODELS},
 }
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# The model names whose backbone `model.pretrained` fills, with the `python -m hashjax.weights
+# convert --arch` of their weights.
+PRETRAINED_ARCH = {
+  **{name: name for name in BACKBONE_MODELS},
+  **{f'dlbhc_{name}': name for name in BACKBONE_MODELS},
+}
+NO_WEIGHTS = 'none'  # model.pretrained=none: random initialisation on purpose
+
+
+def pretrained_dir(model_config) -> str:
+  """The weights directory of `model.pretrained`; '' when the network starts from random initialisation
+  ('' or 'none')."""
+  pretrained = model_config['pretrained']
+  return '' if pretrained == NO_WEIGHTS else pretrained
+
+
+def describe_weights(model_config) -> str:
+  """Which weights the network starts from, for the run log and final_metrics.json: the directory, or
+  'none (random init)'."""
+  return pretrained_dir(model_config) or 'none (random init)'
+
+
+def check_pretrained(model_config) -> None:
+  """Checks `model.pretrained` against the model and `model.requires_pretrained` before any data is
+  read: a setting meant for ImageNet weights without them, weights for a model without a backbone,
+  a weights directory that is not there. Each error is one line naming the fix (the convert command)."""
+  name, pretrained = model_config.name, model_config.pretrained
+  arch = PRETRAINED_ARCH.get(name)
+  convert = f'python -m hashjax.weights convert --arch {arch} --src FILE --dst DIR'
+  if pretrained == NO_WEIGHTS:
+    return
+  if not pretrained:
+    if not model_config.requires_pretrained:
+      return
+    if arch is None:
+      raise ValueError(
+        f'model.requires_pretrained=True, but model {name!r} has no pretrained backbone (models that '
+        f'have one: {", ".join(sorted(PRETRAINED_ARCH))}): set --config.model.requires_pretrained=False'
+      )
+    raise ValueError(
+      f'model {name} is meant to start from ImageNet weights (model.requires_pretrained) but '
+      f'model.pretrained is empty: convert them once with {convert} and pass '
+      f'--config.model.pretrained=DIR (or --config.model.pretrained={NO_WEIGHTS} to train from random '
+      f'initialisation on purpose)'
+    )
+  if arch is None:
+    raise ValueError(
+      f'model.pretrained={pretrained!r}: model {name!r} has no pretrained backbone; valid with: '
+      f'{", ".join(sorted(PRETRAINED_ARCH))} (or --config.model.pretrained={NO_WEIGHTS})'
+    )
+  if '://' not in pretrained and not os.path.isdir(pretrained):
+    raise ValueError(
+      f'model.pretrained={pretrained!r} is not a directory: write the {arch} weights there with '
+      f'{convert.replace("DIR", pretrained)} (or --config.model.pretrained={NO_WEIGHTS} to train from '
+      f'random initialisation on purpose)'
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +107,18 @@ def build(config, bits: int, image_shape: tuple[int, int, int], rng: jax.Array, 
 
   `config.pretrained` (a directory written by `python -m hashjax.weights convert`) replaces the
   backbone's parameters (and BatchNorm statistics) of an ImageNet backbone model; its head stays fresh.
+  '' or 'none' (NO_WEIGHTS): random initialisation. `config.requires_pretrained` is checked by
+  `check_pretrained` (config validation), not here.
   A model with a classifier (DLBHC) whose `num_classes` is 0 gets the dataset's `num_classes`.
   """
   kwargs = dict(config)
   if kwargs.get('num_classes') == 0:
     kwargs['num_classes'] = num_classes
   name = kwargs.pop('name')
+  # The schema's keys that are not the network's arguments (plain dicts in tests may lack them).
   pretrained = kwargs.pop('pretrained', '')
+  pretrained = '' if pretrained == NO_WEIGHTS else pretrained
+  kwargs.pop('requires_pretrained', None)
   if name not in MODELS:
     raise ValueError(f'unknown model {name!r}; valid names: {", ".join(sorted(MODELS))}')
   dtype = kwargs.pop('dtype', 'float32')

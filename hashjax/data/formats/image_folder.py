@@ -49,7 +49,8 @@ def _images(folder: str) -> list[str]:
   return found
 
 
-def _split(root: str, classes: list[str], size: int, split: str) -> source_types.Split:
+def _listing(root: str, classes: list[str], split: str) -> tuple[list[str], list[int]]:
+  """(image paths, class ids) of one split's folder."""
   paths, labels = [], []
   for folder in _class_folders(root):
     if folder not in classes:
@@ -67,8 +68,31 @@ def _split(root: str, classes: list[str], size: int, split: str) -> source_types
     labels += [classes.index(folder)] * len(found)
   if not paths:
     raise ValueError(f'image_folder: {root} holds no class folder of .jpg/.png images; expected {expected("")}')
-  reader = image_files.ImageFiles(paths, size, lambda i: f'image_folder {split} split')
-  return source_types.Split(image_files.lazy(reader), np.asarray(labels, np.int32))
+  return paths, labels
+
+
+def _roots(name: str, data_dir: str | None) -> tuple[dict[str, str], list[str]]:
+  """({split: its folder}, class names) of an image folder (module doc), its layout checked."""
+  if not data_dir or not os.path.isdir(data_dir):
+    raise source_types.DatasetUnavailableError(
+      f'{name}: set --config.dataset.data_dir to a folder ({data_dir or "unset"} is not one); expected {expected(name)}'
+    )
+  present = [s for s in SPLITS if os.path.isdir(os.path.join(data_dir, s))]
+  has_splits = 'train' in present and 'test' in present
+  if present and not has_splits:  # else a lone train/ would silently become a class named 'train'
+    raise ValueError(
+      f'{name}: {data_dir} has {"/, ".join(present)}/ but not both train/ and test/: add the '
+      f'missing one, or point --config.dataset.data_dir at a single folder of class folders'
+    )
+  roots = {s: os.path.join(data_dir, s) for s in present} if has_splits else {'train': data_dir}
+  return roots, _class_folders(roots['train'])
+
+
+def listing(name: str, data_dir: str | None) -> dict[str, list[str]]:
+  """{split: its image paths, in the order `load` reads them}: for checking every file
+  (`python -m hashjax.prepare_data image_folder --src DIR`). Raises as `load`."""
+  roots, classes = _roots(name, data_dir)
+  return {split: _listing(root, classes, split)[0] for split, root in roots.items()}
 
 
 def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int | None = None) -> source_types.Source:
@@ -91,19 +115,11 @@ def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int |
   """
   del lazy
   size = image_files.check_size(decode_size)
-  if not data_dir or not os.path.isdir(data_dir):
-    raise source_types.DatasetUnavailableError(
-      f'{name}: set --config.dataset.data_dir to a folder ({data_dir or "unset"} is not one); expected {expected(name)}'
-    )
-  present = [s for s in SPLITS if os.path.isdir(os.path.join(data_dir, s))]
-  has_splits = 'train' in present and 'test' in present
-  if present and not has_splits:  # else a lone train/ would silently become a class named 'train'
-    raise ValueError(
-      f'{name}: {data_dir} has {"/, ".join(present)}/ but not both train/ and test/: add the '
-      f'missing one, or point --config.dataset.data_dir at a single folder of class folders'
-    )
-  roots = {s: os.path.join(data_dir, s) for s in present} if has_splits else {'train': data_dir}
-  classes = _class_folders(roots['train'])
-  splits = {split: _split(root, classes, size, split) for split, root in roots.items()}
+  roots, classes = _roots(name, data_dir)
+  splits = {}
+  for split, root in roots.items():
+    paths, labels = _listing(root, classes, split)
+    reader = image_files.ImageFiles(paths, size, lambda i, split=split: f'image_folder {split} split')
+    splits[split] = source_types.Split(image_files.lazy(reader), np.asarray(labels, np.int32))
   origin = f'image folder {data_dir} ({len(classes)} classes), decoded at {size}x{size} when read'
   return source_types.Source(name, splits, len(classes), origin)

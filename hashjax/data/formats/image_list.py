@@ -102,6 +102,38 @@ def read_list(path: str, name: str, num_labels: int | None, first: str = '') -> 
   return _List(paths, labels, np.asarray(lines, np.int32))
 
 
+def read_lists(name: str, list_dir: str, required: tuple[str, ...] = REQUIRED) -> dict[str, tuple[str, _List]]:
+  """{split: (list file path, parsed list)} of the LIST_FILES in `list_dir` (those of `required` must
+  be there), every line checked: the label count (the dataset's, else the first line's), 0/1 values,
+  and for a single-label dataset exactly one 1.
+
+  Raises:
+    source_types.DatasetUnavailableError: a required list file is missing.
+    ValueError: a malformed line, naming the file, the line and the fix.
+  """
+  spec = DATASETS[name]
+  files = {split: os.path.join(list_dir, f) for split, f in LIST_FILES.items()}
+  absent = [files[s] for s in required if not os.path.isfile(files[s])]
+  if absent:
+    raise source_types.DatasetUnavailableError(f'{name}: {" and ".join(absent)} not found; expected {expected(name)}')
+  num_labels, first, lists = spec.num_labels, '', {}
+  for split, path in files.items():
+    if not os.path.isfile(path):
+      continue
+    parsed = read_list(path, name, num_labels, first)
+    num_labels, first = parsed.labels.shape[1], first or f'line {parsed.lines[0]} of {path}'
+    if spec.single_label:
+      bad = np.flatnonzero(parsed.labels.sum(axis=1) != 1)
+      if len(bad):
+        raise ValueError(
+          f'{name}: {path} line {parsed.lines[bad[0]]}: {parsed.labels[bad[0]].sum()} '
+          f'labels set, but {name} is single-label (exactly one 1 per line); for '
+          f'multi-label lists use --config.dataset.name=image_list'
+        )
+    lists[split] = path, parsed
+  return lists
+
+
 def load(
   name: str, data_dir: str | None, lazy: bool = False, list_dir: str | None = None, decode_size: int | None = None
 ) -> source_types.Source:
@@ -132,38 +164,23 @@ def load(
       f'{name}: set --config.dataset.data_dir to the image folder; expected {expected(name)}'
     )
   list_dir = list_dir or data_dir
-  files = {split: os.path.join(list_dir, f) for split, f in LIST_FILES.items()}
-  absent = [files[s] for s in REQUIRED if not os.path.isfile(files[s])]
-  if absent:
-    raise source_types.DatasetUnavailableError(f'{name}: {" and ".join(absent)} not found; expected {expected(name)}')
-  num_labels, first, lists = spec.num_labels, '', {}
-  for split, path in files.items():
-    if os.path.isfile(path):
-      lists[split] = read_list(path, name, num_labels, first)
-      num_labels, first = lists[split].labels.shape[1], first or f'line {lists[split].lines[0]} of {path}'
+  lists = read_lists(name, list_dir)
+  files = {split: path for split, (path, _) in lists.items()}
+  num_labels = next(iter(lists.values()))[1].labels.shape[1]
   splits = {}
-  for split, parsed in lists.items():
+  for split, (list_path, parsed) in lists.items():
     full_paths = [os.path.join(data_dir, p) for p in parsed.paths]
     gone = image_files.missing(full_paths)
     if gone:
       raise source_types.DatasetUnavailableError(
-        f'{name}: {len(gone)} of the {len(full_paths)} images listed in {files[split]} are missing, '
+        f'{name}: {len(gone)} of the {len(full_paths)} images listed in {list_path} are missing, '
         f'the first {parsed.paths[gone[0]]!r} (line {parsed.lines[gone[0]]}) looked for as '
         f'{full_paths[gone[0]]}: set --config.dataset.data_dir to the folder the listed paths are '
-        f'relative to'
+        f'relative to (python -m hashjax.prepare_data {name} --src DIR lists every missing or unreadable image)'
       )
-    labels = parsed.labels
-    if spec.single_label:
-      bad = np.flatnonzero(labels.sum(axis=1) != 1)
-      if len(bad):
-        raise ValueError(
-          f'{name}: {files[split]} line {parsed.lines[bad[0]]}: {labels[bad[0]].sum()} '
-          f'labels set, but {name} is single-label (exactly one 1 per line); for '
-          f'multi-label lists use --config.dataset.name=image_list'
-        )
-      labels = labels.argmax(axis=1).astype(np.int32)
+    labels = parsed.labels.argmax(axis=1).astype(np.int32) if spec.single_label else parsed.labels
 
-    def where(i, path=files[split], lines=parsed.lines):
+    def where(i, path=list_path, lines=parsed.lines):
       return f'{path} line {lines[i]}'
 
     reader = image_files.ImageFiles(full_paths, size, where)
