@@ -26,7 +26,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from hashjax import models
 from hashjax.methods import autoencoder
 from hashjax.methods import cimon
 from hashjax.methods import csq
@@ -90,21 +89,11 @@ class Method:
   # rows} added to every batch on the host (DSH's fixed pairs, CIMON's global graph blocks).
   batch_extras: Callable | None = None
   # (ctx) -> {name: text}: choices the run log and final_metrics.json must state (CIMON's graph
-  # feature source). In METHODS every method's also starts with 'weights' (`_with_weights`).
+  # feature source); the trainer adds the network's starting weights.
   describe: Callable | None = None
 
 
-def _with_weights(describe: Callable | None) -> Callable:
-  """`describe` with {'weights': the network's starting weights (a directory or 'none (random init)')}
-  first: every run's log and final_metrics.json say which weights it used."""
-
-  def notes(ctx) -> dict:
-    return {'weights': models.describe_weights(ctx.config.model), **(describe(ctx) if describe is not None else {})}
-
-  return notes
-
-
-_METHODS: dict[str, Method] = {
+METHODS: dict[str, Method] = {
   'dsh': Method(dsh.loss_fn, validate=dsh.validate, batch_extras=dsh.batch_extras),
   'csq': Method(csq.loss_fn, validate=csq.validate, init_state=csq.init_state),
   'dpsh': Method(dpsh.loss_fn, validate=dpsh.validate),
@@ -130,9 +119,6 @@ _METHODS: dict[str, Method] = {
   ),
   'autoencoder': Method(autoencoder.loss_fn, to_codes=autoencoder.to_codes, validate=autoencoder.validate),
   'dlbhc': Method(dlbhc.loss_fn, to_codes=dlbhc.to_codes),
-}
-METHODS: dict[str, Method] = {
-  name: dataclasses.replace(method, describe=_with_weights(method.describe)) for name, method in _METHODS.items()
 }
 
 

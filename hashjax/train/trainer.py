@@ -423,7 +423,8 @@ def _train_and_evaluate(config, workdir: str, lock_note: str | None) -> dict:
     )
     _log_start(run, writer, ckpt, point, lock_note)
     describe = methods.get(config.method).describe
-    notes = describe(run.ctx) if describe is not None else {}
+    # What the run log and final_metrics.json state: the starting weights, and the method's choices.
+    notes = {'weights': models.describe_weights(config.model), **(describe(run.ctx) if describe is not None else {})}
     for name, text in notes.items():
       writer.message(f'{name}: {text}')
     state, preempted = _train(run, state, ckpt, writer, last_ckpt=point and point.step)
