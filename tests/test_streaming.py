@@ -175,3 +175,27 @@ def test_training_streams_and_logs_the_input_wait_and_the_throughput_command(fol
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert result['streaming'] and result['workers'] == 1 and result['batches'] == 3 and result['images_per_s'] > 0
   assert jax.device_count() == 8  # (the test process's simulated devices are untouched)
+
+
+def test_a_decode_cache_decodes_each_image_once_and_gives_the_same_batches(folder, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(folder, copy)
+  plain = sources.load('image_folder', copy, decode_size=SIZE).splits['train']
+  cached = sources.load('image_folder', copy, decode_size=SIZE, cache_dir=str(tmp_path / 'cache')).splits['train']
+  n = len(plain.labels)
+  batches = pipeline.TrainBatches(cached.images, cached.labels, np.arange(n), 9, seed=0)
+  data = sharding.data_sharding(sharding.make_mesh(1))
+  with streaming.Feed(batches, 0, n // 9, data, workers=2) as feed:  # one epoch, decoded by two workers
+    first = [_host(b) for b in feed]
+  for step, batch in enumerate(first):
+    np.testing.assert_array_equal(batch['image'], plain.images[batches.global_indices(step)])
+  # Every image read in that epoch now comes from the cache: overwriting the files changes none of them.
+  decoded = plain.images[np.arange(n)]
+  seen = np.unique(np.concatenate([batches.global_indices(s) for s in range(n // 9)]))
+  for path in cached.images._read.reader.paths:  # pylint: disable=protected-access
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(path)
+  again = sources.load('image_folder', copy, decode_size=SIZE, cache_dir=str(tmp_path / 'cache')).splits['train']
+  np.testing.assert_array_equal(again.images[seen], decoded[seen])
+  assert not plain.images[seen[0]].any()  # (the files did change: an uncached read sees the new zeros)

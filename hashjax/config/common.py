@@ -197,6 +197,8 @@ def base_config() -> mlc.ConfigDict:
   # DeepHash-pytorch's Resize(256); the network's image_size / augment crop come after, on device);
   # label_type: cifar100 'fine' (100 classes, unset) or 'coarse' (20 superclasses).
   # Images decoded from disk (lists, folders, tfds per process) stream (hashjax/data/streaming.py):
+  # cache_dir: image lists and folders keep each decoded image there, decoding it once (a local
+  # disk; hashjax/data/formats/image_files.py DecodeCache);
   # workers: decoding processes (-1: one per core available; 0: in the training process);
   # prefetch: global batches put on the devices ahead of the step; skip_unreadable: replace an
   # image that cannot be decoded by its batch's previous one and count it, instead of stopping.
@@ -210,6 +212,7 @@ def base_config() -> mlc.ConfigDict:
       protocol_args=mlc.ConfigDict(),
       list_dir='',
       decode_size=0,
+      cache_dir='',
       label_type='',
       workers=-1,
       prefetch=2,

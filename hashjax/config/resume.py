@@ -27,6 +27,7 @@ RESUMABLE_KEYS = (
   'dataset.list_dir',
   'dataset.workers',
   'dataset.prefetch',
+  'dataset.cache_dir',
   'model.requires_pretrained',  # a check before the run, not part of what it computes
 )
 

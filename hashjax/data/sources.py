@@ -237,8 +237,8 @@ SOURCES: dict[str, Callable[..., Source]] = {
 
 # `dataset.*` config keys a source reads besides data_dir; '' / 0 / None mean unset. Each dataset
 # takes only its own, so a key that would be silently ignored fails instead.
-OPTIONS = ('list_dir', 'decode_size', 'label_type')
-_LIST_OPTIONS = ('list_dir', 'decode_size')
+OPTIONS = ('list_dir', 'decode_size', 'label_type', 'cache_dir')
+_LIST_OPTIONS = ('list_dir', 'decode_size', 'cache_dir')
 SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
   'cifar100': ('label_type',),
   'nus_wide_21': _LIST_OPTIONS,
@@ -247,7 +247,7 @@ SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
   'mirflickr25k': _LIST_OPTIONS,
   'voc2012': _LIST_OPTIONS,
   'image_list': _LIST_OPTIONS,
-  'image_folder': ('decode_size',),
+  'image_folder': ('decode_size', 'cache_dir'),
 }
 
 

@@ -95,7 +95,9 @@ def listing(name: str, data_dir: str | None) -> dict[str, list[str]]:
   return {split: _listing(root, classes, split)[0] for split, root in roots.items()}
 
 
-def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int | None = None) -> source_types.Source:
+def load(
+  name: str, data_dir: str | None, lazy: bool = False, decode_size: int | None = None, cache_dir: str | None = None
+) -> source_types.Source:
   """Reads an image folder (module doc).
 
   Args:
@@ -103,6 +105,7 @@ def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int |
     data_dir: the folder (module doc).
     lazy: unused: images are always decoded when indexed.
     decode_size: the square size images are resized to when decoded (None: 256).
+    cache_dir: keep every decoded image in a file there, decoding it once (image_files.DecodeCache).
 
   Returns:
     Splits 'train' and, with train/ + test/ subfolders, 'test' (and 'database' if present): images
@@ -120,6 +123,6 @@ def load(name: str, data_dir: str | None, lazy: bool = False, decode_size: int |
   for split, root in roots.items():
     paths, labels = _listing(root, classes, split)
     reader = image_files.ImageFiles(paths, size, lambda i, split=split: f'image_folder {split} split')
-    splits[split] = source_types.Split(image_files.lazy(reader), np.asarray(labels, np.int32))
+    splits[split] = source_types.Split(image_files.lazy(reader, cache_dir), np.asarray(labels, np.int32))
   origin = f'image folder {data_dir} ({len(classes)} classes), decoded at {size}x{size} when read'
   return source_types.Source(name, splits, len(classes), origin)

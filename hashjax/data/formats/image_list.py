@@ -135,7 +135,12 @@ def read_lists(name: str, list_dir: str, required: tuple[str, ...] = REQUIRED) -
 
 
 def load(
-  name: str, data_dir: str | None, lazy: bool = False, list_dir: str | None = None, decode_size: int | None = None
+  name: str,
+  data_dir: str | None,
+  lazy: bool = False,
+  list_dir: str | None = None,
+  decode_size: int | None = None,
+  cache_dir: str | None = None,
 ) -> source_types.Source:
   """Reads a DeepHash-pytorch list dataset (module doc).
 
@@ -145,6 +150,7 @@ def load(
     lazy: unused: images are always decoded when indexed (a 200k-image list never is whole).
     list_dir: the folder of train.txt / test.txt / database.txt (None: data_dir).
     decode_size: the square size images are resized to when decoded (None: 256).
+    cache_dir: keep every decoded image in a file there, decoding it once (image_files.DecodeCache).
 
   Returns:
     Splits 'train', 'test' and, with database.txt, 'database': images a lazy_images.LazyImages of
@@ -184,7 +190,7 @@ def load(
       return f'{path} line {lines[i]}'
 
     reader = image_files.ImageFiles(full_paths, size, where)
-    splits[split] = source_types.Split(image_files.lazy(reader), labels)
+    splits[split] = source_types.Split(image_files.lazy(reader, cache_dir), labels)
   origin = (
     f'image lists {", ".join(os.path.basename(files[s]) for s in lists)} in {list_dir}, images under '
     f'{data_dir} decoded at {size}x{size} when read'
