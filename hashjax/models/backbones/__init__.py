@@ -6,7 +6,7 @@
     googlenet.py  GoogLeNet (torchvision, no aux heads); features = pooled 1024-d vector
     vit.py        ViT-B/16, ViT-L/16 (torchvision) and DINOv2 ViT-S/14, ViT-B/14 (+ _reg, torch.hub
                   layout); features = the class token after the final norm ('cls') or it and the
-                  mean patch token ('cls_mean', `--config.model.feature_layer=cls_mean`)
+                  mean patch token ('cls_mean', `c.model.feature_layer = 'cls_mean'` in a config)
     layers.py     torch-exact pooling, frozen BatchNorm, dropout, and the torch key layout
 
 `HashNet(arch, bits, image_shape, ...)` = backbone + head: [ReLU] -> [dropout] -> Linear(bits)
