@@ -1,10 +1,11 @@
-"""Converts torchvision-format ImageNet weights into hashjax backbone checkpoints (Orbax).
+"""Converts torchvision-format (and DINOv2) ImageNet weights into hashjax backbone checkpoints (Orbax).
 
     python -m hashjax.weights convert --arch vgg16 --src vgg16.safetensors --dst weights/vgg16
     python -m hashjax.main --config configs/dsh.py --config.model.name=vgg16 \\
         --config.model.pretrained=weights/vgg16 --config.image_size=224
 
-The source is a state dict in torchvision's key layout (see hashjax/models/backbones/), as
+The source is a state dict in torchvision's key layout (see hashjax/models/backbones/), or for the
+dinov2_* architectures DINOv2's torch.hub layout (`dinov2_vits14_pretrain.pth` etc.), as
 safetensors. To make one where torch is installed (hashjax itself does not need torch):
 
     python -c "import torch, safetensors.torch as st; \
@@ -13,8 +14,13 @@ safetensors. To make one where torch is installed (hashjax itself does not need 
 Conversion: conv kernels OIHW -> HWIO; linear weights (out, in) -> (in, out); the first linear
 after the convolutions also has its input axis permuted from torch's channel-major (C, H, W)
 flatten to the NHWC (H, W, C) flatten of these models; BatchNorm weight/bias -> scale/bias params,
-running_mean/var -> frozen statistics. The ImageNet classifier (`classifier.6`, `fc`), GoogLeNet's
-aux heads and `num_batches_tracked` are dropped; the hash head is not stored (it starts fresh).
+running_mean/var -> frozen statistics. Vision transformers: the patch-embedding conv as above,
+attention in_proj_weight / qkv.weight (3 dim, dim) -> the fused qkv kernel (dim, 3 dim), LayerNorm
+weight/bias -> scale/bias, LayerScale gamma, class/register tokens and the position table kept in
+torch's shape (at the pre-training grid; the model resizes it per input size). The ImageNet
+classifier (`classifier.6`, `fc`, ViT `heads`), GoogLeNet's aux heads, `num_batches_tracked` and
+DINOv2's `mask_token` are dropped; the hash head is not stored (it starts fresh). A ViT state dict
+of another variant than --arch (e.g. vit_l_16 for vit_b_16) fails naming the variant it is.
 The checkpoint's layout is `backbones.LAYOUT`; `models.build` loads it (`--config.model.pretrained`).
 """
 

@@ -24,7 +24,8 @@ from hashjax.models import dlbhc
 from hashjax.models import dsh_net
 
 # ImageNet backbones + hash head (models/backbones/): alexnet, vgg_f, vgg11[_bn], vgg16[_bn], vgg19[_bn],
-# resnet18/34/50/101, googlenet. `--config.model.pretrained` loads their converted weights.
+# resnet18/34/50/101, googlenet, vit_b_16, vit_l_16, dinov2_vits14[_reg], dinov2_vitb14[_reg].
+# `--config.model.pretrained` loads their converted weights.
 BACKBONE_MODELS = tuple(backbones.BACKBONES)
 MODELS: dict[str, Callable[..., nnx.Module]] = {
   'dsh_net': dsh_net.DSHNet,

@@ -1,9 +1,12 @@
-"""ImageNet backbones (AlexNet, VGG-F, VGG, ResNet, GoogLeNet) with a hash head, in Flax NNX.
+"""ImageNet backbones (AlexNet, VGG-F, VGG, ResNet, GoogLeNet, ViT, DINOv2) with a hash head, in Flax NNX.
 
     vgg.py        VGG11/16/19 and their _bn variants (torchvision); features = fc7 before its ReLU
     alexnet.py    AlexNet (torchvision) and VGG-F (Chatfield et al. 2014); features = fc7 pre-ReLU
     resnet.py     ResNet-18/34/50/101 (torchvision); features = pooled 512/2048-d vector
     googlenet.py  GoogLeNet (torchvision, no aux heads); features = pooled 1024-d vector
+    vit.py        ViT-B/16, ViT-L/16 (torchvision) and DINOv2 ViT-S/14, ViT-B/14 (+ _reg, torch.hub
+                  layout); features = the class token after the final norm ('cls') or it and the
+                  mean patch token ('cls_mean', `c.model.feature_layer = 'cls_mean'` in a config)
     layers.py     torch-exact pooling, frozen BatchNorm, dropout, and the torch key layout
 
 `HashNet(arch, bits, image_shape, ...)` = backbone + head: [ReLU] -> [dropout] -> Linear(bits)
@@ -11,12 +14,17 @@
 ReLU -> Linear -> Tanh (`head_activation='tanh'`, the default ReLU); DLBHC's latent layer is
 sigmoid units on fc7 after ReLU and dropout (`head_activation='sigmoid', head_dropout=0.5`);
 DCWH is a plain Linear on the pooled vector (`head_relu` is a no-op there: the pool is of ReLUs).
+`head_relu` defaults to True for the CNNs and to False for the vision transformers, whose feature
+is a LayerNorm output (a ReLU would drop half of it); set it to override.
 Pretrained weights: hashjax/weights.py converts a torchvision state dict; `models.build`
 loads them with `--config.model.pretrained=DIR` into `params['backbone']`, leaving the head fresh.
 
 Inputs: any size at least the minimum (VGG 32, AlexNet and VGG-F 63, GoogLeNet 16, ResNet 8; smaller fails
 naming the layer); the pretrained weights were trained at 224x224 (`--config.image_size=224`);
-ImageNet weights expect RGB normalised with `IMAGENET_MEAN` / `IMAGENET_STD`.
+ImageNet weights expect RGB normalised with `IMAGENET_MEAN` / `IMAGENET_STD`. The vision
+transformers take multiples of their patch (16, or 14 for DINOv2) and resize their position
+embedding to other grids as their references do (vit.py); DINOv2 was pre-trained at 518 px, its
+usual evaluation size is 224.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from hashjax.models.backbones import googlenet
 from hashjax.models.backbones import layers
 from hashjax.models.backbones import resnet
 from hashjax.models.backbones import vgg
+from hashjax.models.backbones import vit
 from hashjax.workdir import checkpoint
 
 IMAGENET_MEAN = googlenet.IMAGENET_MEAN
@@ -45,6 +54,7 @@ BACKBONES = {
   **{name: functools.partial(vgg.VGG, name) for name in vgg.CONFIGS},
   **{name: functools.partial(resnet.ResNet, name) for name in resnet.CONFIGS},
   'googlenet': googlenet.GoogLeNet,
+  **{name: functools.partial(vit.VisionTransformer, name) for name in vit.CONFIGS},
 }
 HEAD_ACTIVATIONS = {'none': lambda x: x, 'tanh': jnp.tanh, 'sigmoid': jax.nn.sigmoid}
 
@@ -64,7 +74,7 @@ class HashNet(nnx.Module):
     *,
     width: float = 1.0,
     feature_layer: str | None = None,
-    head_relu: bool = True,
+    head_relu: bool | None = None,
     head_dropout: float = 0.0,
     head_activation: str = 'none',
     dtype=jnp.float32,
@@ -81,7 +91,7 @@ class HashNet(nnx.Module):
     # torch.nn.Linear's default initialisation, as CIMON's and DLBHC's PyTorch heads.
     self.head = layers.torch_linear(self.backbone.num_features, bits, dtype=dtype, rngs=rngs)
     self.arch = arch
-    self.head_relu = head_relu
+    self.head_relu = (arch not in vit.CONFIGS) if head_relu is None else head_relu  # module docstring
     self.head_dropout = head_dropout
     self.head_activation = head_activation
 
@@ -104,7 +114,8 @@ def hash_net(arch: str):
 
 # How hashjax/weights.py stores converted weights: {'params': ..., 'batch_stats': ...} (the latter only
 # for networks with BatchNorm), each the pure dict of `HashNet.backbone`'s nnx.Param / nnx.BatchStat
-# flattened to keys joined by '.', e.g. 'convs.0.kernel' (HWIO), 'fc6.kernel' (in, out), 'norms.0.mean'.
+# flattened to keys joined by '.', e.g. 'convs.0.kernel' (HWIO), 'fc6.kernel' (in, out), 'norms.0.mean',
+# 'blocks.0.attn.qkv.kernel' (in, 3 * dim), 'pos_embed' (1, 1 + grid**2, dim, torch's shape).
 LAYOUT = 'hashjax.backbone/1'
 
 
@@ -140,12 +151,13 @@ def _replace(tree: dict, saved: dict, group: str, where: str, meta: dict) -> dic
       f'missing {missing[:5]}{" ..." if len(missing) > 5 else ""}, '
       f'unexpected {unexpected[:5]}{" ..." if len(unexpected) > 5 else ""}'
     )
+  overrides = ''.join(f', {k}={v}' for k, v in sorted(meta.get('arch_kwargs', {}).items()))
   for key, value in expected.items():
     if tuple(saved[key].shape) != tuple(value.shape):
       raise ValueError(
         f'pretrained weights in {where}: backbone.{key}: the model expects {tuple(value.shape)}, '
         f'the checkpoint has {tuple(saved[key].shape)} (converted with width={meta.get("width")}, '
-        f'in_channels={meta.get("in_channels")}; does config.model.width or the image channels differ?)'
+        f'in_channels={meta.get("in_channels")}{overrides}; does config.model.width or the image channels differ?)'
       )
   return fill(tree, saved)
 

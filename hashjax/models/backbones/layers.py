@@ -176,3 +176,51 @@ def check_positive(sizes: dict[str, int], arch: str, image_shape) -> None:
         f'{arch}: input {image_shape[0]}x{image_shape[1]} is too small; the feature map '
         f'vanishes at {layer}. Use a larger --config.image_size.'
       )
+
+
+def _keys_cubic(x: np.ndarray, a: float) -> np.ndarray:
+  """Keys' cubic convolution kernel with parameter `a` (ATen's cubic_convolution1/2)."""
+  x = np.abs(x)
+  near = ((a + 2) * x - (a + 3)) * x * x + 1
+  far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+  return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+
+def bicubic_matrix(
+  size: int, out: int, *, align_corners: bool = False, scale_factor: float | None = None, antialias: bool = False
+) -> np.ndarray:
+  """(out, size) float64 weights of torch's `F.interpolate(mode='bicubic')` along one axis.
+
+  Bicubic interpolation is separable: a 2-D resize is `rows @ x @ cols.T` with one matrix per axis.
+  The arguments are F.interpolate's: with `scale_factor` (whose output size, floor(size *
+  scale_factor), the caller passes as `out`) torch maps output pixel i to the source coordinate
+  (i + 0.5) / scale_factor - 0.5 using the given factor, not size / out; that is what DINOv2's
+  `interpolate_offset` relies on. Without antialias (ATen's upsample_bicubic2d): Keys' kernel with
+  a = -0.75 on the 4 nearest source pixels, indices clamped to the border. With antialias (ATen's
+  _upsample_bicubic2d_aa): a = -0.5 (PIL's), the kernel stretched by the scale when downsampling,
+  taps outside the input dropped and the weights renormalised to sum to 1.
+  """
+  if align_corners:
+    scale = (size - 1) / (out - 1) if out > 1 else 0.0
+  elif scale_factor:
+    scale = 1.0 / scale_factor
+  else:
+    scale = size / out
+  m = np.zeros((out, size))
+  if antialias:
+    if align_corners:
+      raise ValueError('bicubic_matrix: antialias with align_corners is not implemented')
+    support, stretch = (2.0 * scale, 1.0 / scale) if scale >= 1.0 else (2.0, 1.0)
+    for i in range(out):
+      center = scale * (i + 0.5)
+      lo, hi = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), size)  # int(): C++'s truncation
+      w = _keys_cubic((np.arange(lo, hi) - center + 0.5) * stretch, -0.5)
+      m[i, lo:hi] = w / w.sum() if w.sum() != 0 else w
+    return m
+  for i in range(out):
+    src = scale * i if align_corners else scale * (i + 0.5) - 0.5
+    i0 = min(math.floor(src), size - 1)
+    t = min(max(src - i0, 0.0), 1.0)
+    for k, w in enumerate(_keys_cubic(np.array([t + 1, t, 1 - t, 2 - t]), -0.75)):
+      m[i, min(max(i0 - 1 + k, 0), size - 1)] += w
+  return m
