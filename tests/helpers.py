@@ -13,6 +13,18 @@ def load_config(name: str, arg: str | None = None):
   return module.get_config(arg)
 
 
+def require_eight_devices():
+  """For tests of sharding over the 8 simulated CPU devices of tests/conftest.py: asserts them, or skips
+  where the tests run on a real accelerator with another device count (HASHJAX_TESTS_ON_DEVICE=1)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+
+  n = jax.device_count()
+  if n != 8 and os.environ.get('HASHJAX_TESTS_ON_DEVICE') == '1':
+    pytest.skip(f'needs 8 devices; this run has {n} {jax.default_backend()} device(s)')
+  assert n == 8, f'tests/conftest.py sets 8 simulated CPU devices, found {n}'
+
+
 def tiny_dsh_config(**overrides):
   """DSH on digits, small and short: the shared fixture for trainer tests."""
   c = load_config('dsh', 'quick')

@@ -1,4 +1,11 @@
-"""The native kernels (retrieval/native.py) against the XLA code and NumPy."""
+"""The native kernels (retrieval/native.py) against the XLA code and NumPy; their build (once per host,
+and required where .ci/run says so)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -9,9 +16,20 @@ from hashjax.retrieval.metrics import check_inputs
 from hashjax.retrieval.per_query import per_query_stats
 from hashjax.retrieval.search import topk_search
 
+# .ci/run sets HASHJAX_REQUIRE_NATIVE=1: there a kernel that does not build fails these tests instead of
+# skipping them (and test_native_kernels_build_where_required says why), so CI never passes on the
+# slower XLA fallback alone. Elsewhere (a machine without g++) they skip.
+REQUIRED = os.environ.get('HASHJAX_REQUIRE_NATIVE') == '1'
 needs_kernel = pytest.mark.skipif(
-  not native.available()[0], reason=f'native kernel unavailable: {native.available()[1]}'
+  not REQUIRED and not native.available()[0], reason=f'native kernel unavailable: {native.available()[1]}'
 )
+
+
+def test_native_kernels_build_where_required():
+  if not REQUIRED:
+    pytest.skip('HASHJAX_REQUIRE_NATIVE=1 is not set (.ci/run sets it): the XLA fallback is allowed here')
+  ok, why = native.available()
+  assert ok, f'the native kernels did not build on this machine (HASHJAX_REQUIRE_NATIVE=1): {why}'
 
 
 def _case(rng, nq, n, bits, multi, classes=5):
@@ -163,3 +181,52 @@ def test_topk_impl_choices(monkeypatch):
   np.testing.assert_array_equal(np.asarray(i), [[0, 1], [0, 1]])
   with pytest.raises(RuntimeError, match='no compiler here'):
     topk_search(qp, qp, 1, impl='native')
+
+
+# Imported, says so (a file in argv[1]), waits for argv[1]/go, then loads the kernels from the cache
+# folder of $HASHJAX_NATIVE_CACHE.
+_FIRST_USE = """
+import json, os, sys, time
+from hashjax.retrieval import native
+open(os.path.join(sys.argv[1], f'ready_{os.getpid()}'), 'w').close()
+while not os.path.exists(os.path.join(sys.argv[1], 'go')):
+  time.sleep(0.005)
+print(json.dumps(native.available()))
+"""
+
+
+def test_concurrent_first_use_builds_once(tmp_path):
+  """Three processes reach their first kernel call at the same moment with an empty cache: one
+  compiles (the compiler, a logging wrapper around the real one, runs once), the other two wait
+  for it, and all three load the same library; no temporary file is left behind."""
+  cxx = os.environ.get('CXX', 'g++')
+  if not REQUIRED and not native.available()[0]:
+    pytest.skip(f'native kernel unavailable: {native.available()[1]}')
+  log, sync, cache = tmp_path / 'compiles.log', tmp_path / 'sync', tmp_path / 'cache'
+  sync.mkdir()
+  wrapper = tmp_path / 'cxx'
+  wrapper.write_text(f'#!/bin/sh\necho "$$" >> "{log}"\nexec {cxx} "$@"\n')
+  wrapper.chmod(0o755)
+  env = dict(os.environ, CXX=str(wrapper), HASHJAX_NATIVE_CACHE=str(cache))
+  procs = [
+    subprocess.Popen(
+      [sys.executable, '-c', _FIRST_USE, str(sync)],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    for _ in range(3)
+  ]
+  deadline = time.monotonic() + 300
+  while len(list(sync.glob('ready_*'))) < 3 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+    time.sleep(0.05)
+  (sync / 'go').write_text('')  # all three call available() now, with nothing in the cache
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+    assert json.loads(out.splitlines()[-1]) == [True, '']
+  assert len(log.read_text().split()) == 1, 'the kernels were compiled more than once'
+  built = sorted(f.name for f in cache.iterdir())
+  assert len([f for f in built if f.endswith('.so')]) == 1 and len(built) == 2, built  # the library and its lock

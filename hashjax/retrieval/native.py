@@ -12,13 +12,18 @@ then one pass that drops each item into its slot).
 This module owns the kernels' build: on first use it compiles the sources with the system C++
 compiler (`$CXX`, default g++) against jaxlib's FFI headers into a cache folder
 (`$HASHJAX_NATIVE_CACHE`, default ~/.cache/hashjax/native), keyed by the source, the jaxlib version
-and the CPU. Without a compiler `available()` is False with the reason, and the XLA code (counting
-scan, two-pass top-k) is used instead.
+and the CPU. Several processes starting at once on one host (a multi-process run, a sweep, pytest
+workers) build it once: the first takes an exclusive `fcntl.flock` on `<library>.lock` in the cache
+folder and compiles into a temporary file renamed into place; the others wait on the lock and load
+what it built. Without a compiler `available()` is False with the reason, and the XLA code (counting
+scan, two-pass top-k) is used instead; `.ci/run` sets HASHJAX_REQUIRE_NATIVE=1, under which the tests
+fail rather than fall back (tests/test_retrieval_native.py).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -90,15 +95,37 @@ def _compile(path: str) -> None:
       os.remove(tmp)
 
 
+def _build_once(path: str) -> bool:
+  """Makes sure the library `path` exists, compiling it unless it does; True if this process compiled it.
+
+  Of several processes (on one host, or sharing the cache folder over a filesystem with working
+  flock) that find it missing at once, one compiles under an exclusive lock on `path + '.lock'`; the
+  others block on the lock, then find the file and compile nothing. The lock file stays (removing it
+  would let a late process lock a different inode); the lock is released when its holder exits,
+  even by a crash, so a killed build never blocks the next one.
+  """
+  if os.path.exists(path):
+    return False
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path + '.lock', 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      if os.path.exists(path):  # built by the process that held the lock before this one
+        return False
+      _compile(path)
+      return True
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @functools.cache
 def _load() -> str | None:
-  """Compiles (once per cache key), loads and registers the kernels; the reason on failure."""
+  """Compiles (once per cache key and host), loads and registers the kernels; the reason on failure."""
   if jax.default_backend() != 'cpu':
     return f'the kernel is for CPU; the default backend is {jax.default_backend()!r}'
   try:
     path = _library_path()
-    if not os.path.exists(path):
-      _compile(path)
+    _build_once(path)
     library = ctypes.cdll.LoadLibrary(path)
     for target, symbol in TARGETS.items():
       jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform='cpu')
