@@ -18,7 +18,8 @@ never holds the device:
              DSH's pairwise loss) fed from a folder of JPEGs written here and read by the `image_folder`
              reader at `dataset.decode_size` (hashjax/data/formats/). The first step (compilation) and
              --warmup steps are not timed; then --steps steps end to end as the training loop runs them
-             (decode on the host + transfer + step, overlapped by JAX's async dispatch) and --steps steps
+             (hashjax/data/streaming.py: --workers decoding processes, batches put on the device ahead of
+             the step; the input-wait fraction is reported) and --steps steps
              on batches already on the device (the step alone). dsh_net at --dsh_size px, batch
              --dsh_batch; the ImageNet backbones at --cnn_size px, batch --cnn_batch.
   retrieval  --nq x --db random --bits-bit codes (benchmarks/retrieval_bench.py's make_data), the same
@@ -112,6 +113,9 @@ def parse_args(argv=None):
   p.add_argument('--cnn_batch', type=int, default=128)
   p.add_argument('--warmup', type=int, default=2, help='untimed steps after the first (compiling) one')
   p.add_argument('--steps', type=int, default=10, help='timed steps, end to end and step alone each')
+  p.add_argument(
+    '--workers', type=int, default=-1, help='decoding processes of the input (dataset.workers; -1: one per core)'
+  )
   p.add_argument('--nq', type=int, default=10000)
   p.add_argument('--db', type=int, default=1000000)
   p.add_argument('--bits', type=int, default=64)
@@ -317,6 +321,7 @@ def train_one(model: str, dtype: str, size: int, batch: int, folder: str, a) -> 
 
   from hashjax.config import files as config_files
   from hashjax.data import pipeline
+  from hashjax.data import streaming
   from hashjax.train import trainer
 
   c = config_files.load_config_file(os.path.join(ROOT, 'configs', 'dsh.py') + ':quick')
@@ -325,26 +330,30 @@ def train_one(model: str, dtype: str, size: int, batch: int, folder: str, a) -> 
   c.model.name, c.model.dtype = model, dtype
   c.image_size, c.augment, c.normalize = 0, 'none', 'imagenet'
   c.batch_size, c.num_steps = batch, 10**6
+  c.dataset.workers = a.workers
   t = time.perf_counter()
   run = trainer.build(c)
   build_s = time.perf_counter() - t
   sharding, state = run.data_sharding, run.state
   host = lambda s: pipeline.to_global(run.batches[s], sharding)
-
-  t = time.perf_counter()
-  state, m = run.step_fn(state, host(0))
-  jax.block_until_ready(m)
-  first_s = time.perf_counter() - t
-  for s in range(1, 1 + a.warmup):
-    state, m = run.step_fn(state, host(s))
-  jax.block_until_ready((state, m))
-
   start = 1 + a.warmup
-  t = time.perf_counter()
-  for s in range(start, start + a.steps):  # as trainer._train: decode, transfer and dispatch per step
-    state, m = run.step_fn(state, host(s))
-  jax.block_until_ready((state, m))
-  e2e_s = time.perf_counter() - t
+  # The training input as trainer._train reads it: decoding workers, batches put on the device ahead.
+  with streaming.Feed(run.batches, 0, start + a.steps, sharding, workers=a.workers, prefetch=2) as feed:
+    t = time.perf_counter()
+    state, m = run.step_fn(state, next(feed))
+    jax.block_until_ready(m)
+    first_s = time.perf_counter() - t
+    for _ in range(1, start):
+      state, m = run.step_fn(state, next(feed))
+    jax.block_until_ready((state, m))
+    waited = feed.wait_seconds
+    t = time.perf_counter()
+    for _ in range(a.steps):
+      state, m = run.step_fn(state, next(feed))
+    jax.block_until_ready((state, m))
+    e2e_s = time.perf_counter() - t
+    input_wait = (feed.wait_seconds - waited) / e2e_s
+    workers = feed.workers
 
   staged = [host(start + a.steps + i) for i in range(2)]
   jax.block_until_ready(staged)
@@ -372,6 +381,8 @@ def train_one(model: str, dtype: str, size: int, batch: int, folder: str, a) -> 
     step_images_per_s=a.steps * batch / step_s,
     step_steps_per_s=a.steps / step_s,
     host_decode_images_per_s=decode_ips,
+    input_wait_fraction=input_wait,
+    workers=workers,
     final_loss=loss,
     finite=bool(np.isfinite(loss)),
   )
@@ -398,7 +409,8 @@ def child_train(a, model: str):
       key=f'train/{model}/{dtype}',
       section='train',
       what=what(dtype),
-      device=f'{r["end_to_end_images_per_s"]:,.0f} img/s ({r["end_to_end_steps_per_s"]:.2f} steps/s) from JPEG',
+      device=f'{r["end_to_end_images_per_s"]:,.0f} img/s ({r["end_to_end_steps_per_s"]:.2f} steps/s) from JPEG, '
+      f'{r["workers"]} decoding workers, input wait {100 * r["input_wait_fraction"]:.0f}%',
       notes=(
         f'step alone {r["step_images_per_s"]:,.0f} img/s ({r["step_steps_per_s"]:.2f} steps/s); host JPEG decode '
         f'{r["host_decode_images_per_s"]:,.0f} img/s (1 thread); first step {r["first_step_s"]:.1f} s, build '
