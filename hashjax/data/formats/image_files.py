@@ -81,20 +81,23 @@ class DecodeCache:
       if not os.path.exists(path) or os.path.getsize(path) != size:
         with open(path, 'wb') as f:
           f.truncate(size)  # sparse, zeros: nothing decoded yet
-    self._images = self._done = None
+    self._maps = None  # (images, flags), opened by each process on its first read
 
   def __getstate__(self):
-    return {**self.__dict__, '_images': None, '_done': None}
+    return {**self.__dict__, '_maps': None}
 
   def __call__(self, i) -> np.ndarray:
-    if self._images is None:
-      self._images = np.memmap(self.paths[0], np.uint8, 'r+', shape=self.shape)
-      self._done = np.memmap(self.paths[1], np.uint8, 'r+', shape=self.shape[:1])
-    if self._done[i]:
-      return np.array(self._images[i])
+    if self._maps is None:  # one assignment: threads of one process may race here, harmlessly
+      self._maps = (
+        np.memmap(self.paths[0], np.uint8, 'r+', shape=self.shape),
+        np.memmap(self.paths[1], np.uint8, 'r+', shape=self.shape[:1]),
+      )
+    images, done = self._maps
+    if done[i]:
+      return np.array(images[i])
     image = self.reader(i)
-    self._images[i] = image
-    self._done[i] = 1
+    images[i] = image
+    done[i] = 1
     return image
 
 
