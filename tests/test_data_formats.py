@@ -457,7 +457,7 @@ def test_image_folder_single_split_and_train_test_database_folders(tmp_path):
 # ---------------------------------------------------------------- options
 def test_dataset_options_apply_only_where_they_are_read(tmp_path):
   options = sources.config_options(common.base_config().dataset)
-  assert options == {'list_dir': '', 'decode_size': 0, 'label_type': ''}
+  assert options == {'list_dir': '', 'decode_size': 0, 'label_type': '', 'cache_dir': ''}
   assert sources.load('digits', None, False, **options).name == 'digits'  # unset options are dropped
   with pytest.raises(ValueError, match=r"dataset.label_type='coarse' does not apply to cifar10 \(only to cifar100\)"):
     sources.load('cifar10', str(tmp_path), label_type='coarse')
