@@ -3,7 +3,8 @@
   python -m hashjax.main --config configs/dtsh.py:quick --workdir /tmp/dtsh_quick   # digits, 16 bits
   python -m hashjax.main --config configs/dtsh.py --workdir runs/dtsh               # Fashion-MNIST, 48 bits
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick.
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick,
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 Theta = u_i^T u_j / 2 (paper; DHP drops the 1/2), alpha = 5, lambda = 1 (DHP's values).
 Optimiser: DHP's RMSprop lr 1e-5 fine-tunes an ImageNet backbone; the DSH network here trains
 from scratch, so we use Adam lr 1e-3 with a cosine decay (our choice, not tuned on full runs).
