@@ -38,6 +38,13 @@ Settings (one name each; the other arguments refine them):
     `python -m hashjax.prepare_data stl10` and ImageNet VGG11-BN weights (required as the default's).
   * quick: digits, 32 bits, 300 steps of 64, the fashion_mnist setting scaled down (results:
     benchmarks/notes/cimon.md).
+  * features: the MLP of common.use_features with a tanh head on precomputed feature vectors
+    (`--config.dataset.data_dir=DIR`, e.g. DINOv2 embeddings from `python -m
+    hashjax.extract_features`), the graph built from those vectors (loss.graph_features='features',
+    the analogue of the official frozen ImageNet features; batch-centred), the two views made in
+    feature space (augment='feature_views': dropout 0.2 and Gaussian noise 0.1 of the standardised
+    vectors; hashjax/data/feature_views.py); the fashion_mnist setting's graph, eta 3 and batch 256
+    otherwise (graph=global and quick keep their own sizes). Not tuned.
 Other arguments: bits, graph (batch | global), backbone (an ImageNet backbone, e.g. vgg16 or
 vgg11_bn, with the official head; sets graph_features='network'; its weights are required, except
 with quick), dataset (a dataset of the papers also gets its protocol and mAP cut-off, e.g.
@@ -51,18 +58,29 @@ _PAPER_DATASET = 'cifar10'
 
 def get_config(arg=None):
   arg = common.parse_arg(
-    arg, dataset='', protocol='', bits=0, quick=False, graph='', backbone='', stl10=False, fashion_mnist=False
+    arg,
+    dataset='',
+    protocol='',
+    bits=0,
+    quick=False,
+    graph='',
+    backbone='',
+    stl10=False,
+    fashion_mnist=False,
+    features=False,
   )
   if arg.stl10 and (arg.graph not in ('', 'batch') or arg.quick or arg.dataset or arg.fashion_mnist or arg.protocol):
     raise ValueError('stl10 is a complete setting: it takes only bits= and backbone=')
-  if arg.fashion_mnist:
-    arg.dataset = arg.dataset or 'fashion_mnist'
+  if arg.features and (arg.stl10 or arg.backbone or arg.fashion_mnist):
+    raise ValueError('features trains an MLP on feature vectors: it takes no stl10, backbone= or fashion_mnist')
+  if arg.fashion_mnist or arg.features:
+    arg.dataset = arg.dataset or common.protocol_dataset(arg.protocol) or 'fashion_mnist'
   if arg.quick:
     arg.dataset = arg.dataset or common.protocol_dataset(arg.protocol) or 'digits'
   if arg.stl10:
     arg.dataset, arg.backbone = 'stl10', arg.backbone or 'vgg11_bn'
   dataset = arg.dataset or common.protocol_dataset(arg.protocol) or _PAPER_DATASET
-  paper = dataset == _PAPER_DATASET and not arg.quick
+  paper = dataset == _PAPER_DATASET and not (arg.quick or arg.features)
   backbone = arg.backbone or ('vgg16' if paper else '')
   graph = arg.graph or ('global' if paper else 'batch')
   if graph not in ('batch', 'global'):
@@ -160,4 +178,12 @@ def get_config(arg=None):
       c.loss.num_clusters = 20
     c.eval.topk = (100,)
     c.eval.pn = (10, 100)
+  if arg.features:
+    sizes = c.batch_size, c.num_epochs, c.num_steps  # the graph setting's (or quick's)
+    common.use_features(c, head_activation='tanh')
+    c.batch_size, c.num_epochs, c.num_steps = sizes
+    c.loss.graph_features = 'features'
+    c.loss.center_features = True
+    c.augment = 'feature_views'
+    c.feature_views.update(dropout=0.2, noise=0.1)
   return c

@@ -5,8 +5,8 @@
   python -m hashjax.main --config configs/dcwh.py:paper --config.model.pretrained=weights/googlenet
   python -m hashjax.main --config configs/dcwh.py:learnable                         # the code's -u flag
 
-Arguments: dataset, protocol, bits, quick, learnable (centers trained by SGD instead of recomputed),
-paper (the paper's CIFAR-10 setting: GoogLeNet at 224 px, SGD lr 1e-3 x0.1 every 50 epochs, momentum
+Arguments: dataset, protocol, bits, quick, features (as configs/dsh.py), learnable (centers trained
+by SGD instead of recomputed), paper (the paper's CIFAR-10 setting: GoogLeNet at 224 px, SGD lr 1e-3 x0.1 every 50 epochs, momentum
 0.9, weight decay 5e-4, batch 128, 150 epochs; CIFAR-10 full, or `paper,dataset=cifar100`,
 `paper,protocol=cifar10_mini`: common.PAPER_PROTOCOLS). paper needs converted ImageNet weights
 (model.pretrained; without them it stops at validation naming `python -m hashjax.weights convert`;
@@ -38,5 +38,7 @@ def get_config(arg=None):
   if arg.quick:
     c.loss.refresh_epochs = 0.0 if arg.learnable else 1.0
   if arg.paper:
+    if arg.features:
+      raise ValueError('paper is the GoogLeNet image setting; features trains an MLP on feature vectors: pick one')
     common.class_center_paper_setting(c, arg.dataset, arg.protocol)
   return c

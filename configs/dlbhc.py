@@ -10,7 +10,9 @@ Hamming candidates by the backbone features.
 Arguments: backbone (alexnet | vgg_f | vgg16 | vgg19 | resnet18 | googlenet | ...: models
 `dlbhc_<backbone>`), bits, dataset (default cifar10, as the seed; a dataset of the papers gets its
 protocol and mAP cut-off, common.PAPER_PROTOCOLS), protocol (a PAPER_PROTOCOLS name), quick,
-fashion_mnist.
+fashion_mnist, features (model `dlbhc_mlp` on precomputed feature vectors,
+`--config.dataset.data_dir=DIR`: the MLP hidden layers of common.use_features play fc7, then
+dropout 0.5, the latent layer and the classifier; Adam 1e-3, 20 epochs).
 Defaults as the seed (a DLBHC re-implementation over five backbones): SGD lr 0.01, momentum 0.9,
 weight decay 5e-4, 50 epochs, batch 200 (its largest; ResNet18 fit 150), 48 bits, training images
 resized to 256 then randomly cropped to 227 and mirrored, test images resized to 227, normalised
@@ -30,7 +32,9 @@ from hashjax.config import common
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, backbone='resnet18', bits=48, dataset='', protocol='', quick=False, fashion_mnist=False)
+  arg = common.parse_arg(
+    arg, backbone='resnet18', bits=48, dataset='', protocol='', quick=False, fashion_mnist=False, features=False
+  )
   c = common.base_config()
   c.method = 'dlbhc'
   c.bits = arg.bits
@@ -77,5 +81,15 @@ def get_config(arg=None):
     c.checkpoint.every_steps = 300
     c.eval.topk = (100,)
     c.eval.pn = (10, 100)
+  if arg.features:
+    if arg.fashion_mnist:
+      raise ValueError('fashion_mnist trains a ResNet18 on images; features an MLP on feature vectors: pick one')
+    common.use_features(c)
+    del c.model['head_activation']  # fixed for DLBHC: sigmoid latent units
+    c.model.name = 'dlbhc_mlp'
+    c.model.head_dropout = 0.5  # on fc7 (the last hidden layer) before the latent layer, as drop7
+    c.eval.topk = c.eval.topk or (1000,)
+    if arg.quick:
+      c.batch_size, c.num_epochs, c.num_steps = 64, 0, 300
   c.model.num_classes = 0  # the classifier's width; 0: the dataset's class count
   return c

@@ -3,7 +3,8 @@
   python -m hashjax.main --config configs/dpsh.py:quick --workdir /tmp/dpsh_quick   # digits, 16 bits
   python -m hashjax.main --config configs/dpsh.py --workdir runs/dpsh               # Fashion-MNIST, 48 bits
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick.
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick,
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 In-batch pairs instead of DHP's memory bank; quant_weight = 2 eta / (N - 1) = 0.02 (eta 50 on
 5,000 training images). :quick does not learn (one code for all images): see hashjax/methods/dpsh.py.
 Optimiser: DHP's RMSprop lr 1e-5 (batch 128) fine-tunes an ImageNet backbone; the DSH network here

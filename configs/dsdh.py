@@ -3,7 +3,8 @@
   python -m hashjax.main --config configs/dsdh.py:quick --workdir /tmp/dsdh_quick   # digits, 16 bits
   python -m hashjax.main --config configs/dsdh.py --workdir runs/dsdh               # Fashion-MNIST, 48 bits, DSH net
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick.
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick,
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 Loss and updates: hashjax/methods/dsdh.py. Parameters: the authors' code (liqi-casia/DSDH-HashingCode):
 mu = 1, nu = 0.1 (its ridge lambda = nu/mu), eta = 55; DHP uses mu = nu = 1, eta = 55;
 TreezzZ/DSDH_PyTorch mu = 1e-2, nu = 1, eta = 1e-2 (its losses are means over entries, another

@@ -7,7 +7,8 @@
 
   python -m hashjax.main --config configs/dsh.py:pairs=fixed,bits=12      # seed 004: 200k fixed random pairs
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick, pairs (batch | fixed).
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick, pairs (batch | fixed),
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 pairs=fixed (hashjax/methods/dsh.py): a fixed set of loss.num_pairs = 200,000 seeded random pairs of
 training images (seed 004's siamese DSH study: 200k pairs, batch 200, 30 epochs, m = 24 at 12 bits,
 alpha 0.01) instead of every in-batch pair; a batch of B images carries B * num_pairs / N pairs, so

@@ -3,7 +3,8 @@
   python -m hashjax.main --config configs/greedyhash.py:quick --workdir /tmp/gh_quick   # digits, 16 bits
   python -m hashjax.main --config configs/greedyhash.py --workdir runs/greedyhash       # Fashion-MNIST, 48 bits, DSH net
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick.
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick,
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 Loss (hashjax/methods/greedyhash.py): CE(W sign(h), y) + 0.1 mean | |h| - 1 |^3, the classifier W
 (bits -> classes) in params['method'], trained with the network at the same learning rate.
 The paper's defaults (official `cifar1.py`, ImageNet VGG16/AlexNet fine-tuned): SGD lr 1e-3

@@ -3,7 +3,8 @@
   python -m hashjax.main --config configs/hashnet.py:quick --workdir /tmp/hashnet_quick   # digits, 16 bits
   python -m hashjax.main --config configs/hashnet.py --workdir runs/hashnet               # Fashion-MNIST, 48 bits
 
-Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick.
+Arguments: dataset (fashion_mnist | cifar10 | nus_wide_21 | digits | ...), protocol, bits, quick,
+features (an MLP on precomputed feature vectors: `--config.dataset.data_dir=DIR`, common.use_features).
 alpha (loss.sigmoid_param) = 10 / bits, beta = (1 + 0.005 n)^0.5 raised every 200 steps (official).
 Optimiser: the official SGD Nesterov lr 3e-4 (x0.5 every 2k iterations, hash layer x10, 10k
 iterations, two batches of 36) fine-tunes an ImageNet AlexNet; the DSH network here trains from

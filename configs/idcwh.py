@@ -4,7 +4,8 @@
   python -m hashjax.main --config configs/idcwh.py --workdir runs/idcwh               # Fashion-MNIST, 48 bits, DSH net
   python -m hashjax.main --config configs/idcwh.py:paper --config.model.pretrained=weights/googlenet
 
-Arguments: dataset, protocol, bits, quick, sgd (the full settings' SGD of before 2026-12-05), paper
+Arguments: dataset, protocol, bits, quick, features (as configs/dsh.py), sgd (the full settings' SGD
+of before 2026-12-05), paper
 (CIFAR-10 full on GoogLeNet at 224 px, or another of the slides' settings with `dataset=` /
 `protocol=`, e.g. `paper,protocol=cifar10_mini`, `paper,dataset=coco`; the slides' lr 1e-2 for
 the network and 5e-3 for the centers, x0.1 every 50 epochs, 150 epochs, batch 128; the optimizer
@@ -48,6 +49,8 @@ def get_config(arg=None):
   if arg.quick or arg.sgd:
     c.optimizer.update(name='sgd', lr=1e-2, momentum=0.9, weight_decay=5e-4)
   if arg.paper:
+    if arg.features:
+      raise ValueError('paper is the GoogLeNet image setting; features trains an MLP on feature vectors: pick one')
     common.class_center_paper_setting(c, arg.dataset, arg.protocol)
     c.optimizer.lr = 1e-2
   return c

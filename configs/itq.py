@@ -4,7 +4,8 @@
   python -m hashjax.main --config configs/itq.py:quick
   python -m hashjax.main --config configs/itq.py:bits=32 --workdir runs/itq32   # Fashion-MNIST
 
-Arguments: dataset, protocol, bits, quick.
+Arguments: dataset, protocol, bits, quick, features (fit on the `features` dataset's vectors:
+`--config.dataset.data_dir=DIR`).
 """
 
 from hashjax.config import common

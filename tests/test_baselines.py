@@ -168,12 +168,12 @@ def test_sh_formula_on_fitted_box():
 def test_unknown_name_lists_valid_names():
   with pytest.raises(ValueError) as e:
     baselines.get('spectral')
-  for name in ('itq', 'lsh', 'pcah', 'sh'):
+  for name in ('itq', 'lsh', 'pcah', 'sh', 'sign', 'orth_lsh'):
     assert name in str(e.value)
-  assert set(baselines.BASELINES) == {'lsh', 'pcah', 'itq', 'sh'}
+  assert set(baselines.BASELINES) == {'lsh', 'pcah', 'itq', 'sh', 'sign', 'orth_lsh'}
 
 
-@pytest.mark.parametrize('name', ['lsh', 'pcah', 'itq', 'sh'])
+@pytest.mark.parametrize('name', ['lsh', 'pcah', 'itq', 'sh', 'sign', 'orth_lsh'])
 def test_bad_inputs(name):
   fit = baselines.get(name)
   with pytest.raises(ValueError, match='positive'):

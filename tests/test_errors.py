@@ -28,7 +28,7 @@ def test_mistyped_config_key_lists_valid_keys():
 
 
 def test_unknown_config_argument():
-  with pytest.raises(ValueError, match='valid: bits, dataset, pairs, protocol, quick'):
+  with pytest.raises(ValueError, match='valid: bits, dataset, features, pairs, protocol, quick'):
     helpers.load_config('dsh', 'quick,bitz=3')
 
 

@@ -9,6 +9,8 @@ Each module exposes `fit(features, bits, *, seed=0, ...) -> encoder` and
     pcah  b = sign(P^T (x - mu)), top-K PCA           (K <= d)
     itq   b = sign(R^T P^T (x - mu)), R by ITQ        (K <= d, n_iter=50)
     sh    b = sign(sin(pi/2 + omega (P^T(x - mu) - a))), spectral hashing
+    sign      b = sign(x_S - mu_S), the `bits` most variable dimensions (K <= d)
+    orth_lsh  b = sign(Q^T (x - mu)), Q random orthonormal   (K <= d)
 """
 
 from __future__ import annotations
@@ -20,20 +22,26 @@ import numpy as np
 from hashjax.baselines import itq
 from hashjax.baselines import linear
 from hashjax.baselines import lsh
+from hashjax.baselines import orth_lsh
 from hashjax.baselines import pcah
 from hashjax.baselines import sh
+from hashjax.baselines import sign
 
 BASELINES: dict[str, Callable] = {
   'lsh': lsh.fit,
   'pcah': pcah.fit,
   'itq': itq.fit,
   'sh': sh.fit,
+  'sign': sign.fit,
+  'orth_lsh': orth_lsh.fit,
 }
 
 _FROM_ARRAYS: dict[str, Callable] = {
   'lsh': linear.from_arrays,
   'pcah': linear.from_arrays,
   'linear': linear.from_arrays,
+  'sign': linear.from_arrays,
+  'orth_lsh': linear.from_arrays,
   'itq': itq.from_arrays,
   'sh': sh.from_arrays,
 }
@@ -57,4 +65,4 @@ def from_arrays(d: dict[str, np.ndarray]):
   return _FROM_ARRAYS[method](d)
 
 
-__all__ = ['BASELINES', 'get', 'from_arrays', 'itq', 'linear', 'lsh', 'pcah', 'sh']
+__all__ = ['BASELINES', 'get', 'from_arrays', 'itq', 'linear', 'lsh', 'orth_lsh', 'pcah', 'sh', 'sign']

@@ -220,8 +220,14 @@ def base_config() -> mlc.ConfigDict:
     )
   )
   c.image_size = 0  # 0: native size; else resize (on device) to image_size x image_size
-  c.augment = 'none'
-  c.normalize = 'dataset'  # per-channel mean/std of the training images, or 'imagenet' (pretrained backbones)
+  c.augment = 'none'  # images: hashjax/data/augment.py; feature vectors: 'none' or 'feature_views'
+  # Images: per-channel mean/std of the training images, or 'imagenet' (pretrained backbones).
+  # Feature vectors (dataset.name=features): 'dataset' = per-dimension standardisation, or 'none'.
+  c.normalize = 'dataset'
+  # augment='feature_views' on feature vectors (hashjax/data/feature_views.py), each 0 = off: mix
+  # towards another row of the batch by lam ~ U(0, mix), drop dimensions with probability dropout,
+  # add noise * N(0, 1).
+  c.feature_views = mlc.ConfigDict(dict(mix=0.0, dropout=0.0, noise=0.0))
   # pretrained: a directory of `python -m hashjax.weights convert` (ImageNet backbone weights), or
   # 'none': random initialisation on purpose. requires_pretrained: the setting is meant to start
   # from such weights (the papers' runs), so an empty `pretrained` stops the run at validation.
@@ -257,6 +263,38 @@ def base_config() -> mlc.ConfigDict:
   return c
 
 
+def use_features(c: mlc.ConfigDict, head_activation: str = 'none') -> None:
+  """Makes `c` train an MLP hash head on precomputed feature vectors (the configs' `:features`
+  variants; README, "Foundation-model features"): dataset `features` (its files come from
+  `--config.dataset.data_dir=DIR`; the protocol and mAP cut-off stay the config's), the `mlp` model
+  (hashjax/models/mlp.py: one hidden layer of 1024 ReLU units with LayerNorm and dropout 0.1),
+  per-dimension standardisation, no image resizing or augmentation, batch 256, 20 epochs of
+  Adam 1e-3 with a cosine decay (an epoch of an MLP costs far less than one of a CNN). `c.model` is
+  replaced whole (the image models' keys do not apply); `head_activation`: 'tanh' for CIMON.
+  """
+  c.dataset.name = 'features'
+  c.model = mlc.ConfigDict(
+    dict(
+      name='mlp',
+      dtype='float32',
+      pretrained='',
+      requires_pretrained=False,
+      hidden=(1024,),  # hidden widths; (): a linear hash layer on the features
+      activation='relu',  # relu | gelu | silu | tanh
+      dropout=0.1,
+      norm='layer',  # none | layer | rms
+      head_activation=head_activation,  # none | tanh | sigmoid
+    )
+  )
+  c.image_size = 0
+  c.normalize = 'dataset'  # per-dimension standardisation with the training rows' mean and std
+  c.augment = 'none'
+  c.batch_size = 256
+  c.num_epochs = 20
+  c.num_steps = 0
+  c.optimizer.update(name='adam', lr=1e-3, momentum=0.9, weight_decay=0.0, schedule='cosine')
+
+
 def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.ConfigDict, mlc.ConfigDict]:
   """(config, parsed arg) of a supervised method on the DSH network (configs/dsh.py, csq.py, ...).
 
@@ -264,10 +302,12 @@ def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.C
   mirrors for CIFAR only: the DSH setting that measured best here (BENCHMARKS.md, "DSH on
   Fashion-MNIST"). `quick`: the embedded digits upsampled to 16x16, 16 bits, 300 steps of 64.
   Arguments: dataset, protocol (a PAPER_PROTOCOLS name; a dataset of the papers alone picks its
-  usual one, with the mAP cut-off it is reported at: `use_protocol`), bits, quick, and the config
-  file's own `extra_args` (name=default).
+  usual one, with the mAP cut-off it is reported at: `use_protocol`), bits, quick, features (an
+  MLP on precomputed feature vectors, `use_features`; with dataset= or protocol=, that dataset's
+  protocol and mAP cut-off applied to features extracted from it; with quick, 300 steps of 64), and
+  the config file's own `extra_args` (name=default).
   """
-  arg = parse_arg(arg, dataset='', bits=48, quick=False, protocol='', **extra_args)
+  arg = parse_arg(arg, dataset='', bits=48, quick=False, protocol='', features=False, **extra_args)
   c = base_config()
   c.method = method
   c.bits = arg.bits
@@ -301,6 +341,10 @@ def supervised_config(method: str, arg: str | None, **extra_args) -> tuple[mlc.C
     c.checkpoint.every_steps = 200
     c.eval.topk = (100,)
     c.eval.pn = (10, 100)
+  if arg.features:
+    use_features(c)
+    if arg.quick:
+      c.batch_size, c.num_epochs, c.num_steps = 64, 0, 300
   return c, arg
 
 
@@ -326,9 +370,10 @@ def class_center_paper_setting(c: mlc.ConfigDict, dataset: str = '', protocol: s
 def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:
   """The config of a shallow baseline (configs/lsh.py, itq.py, ...): fit on pixels, no training.
 
-  Arguments: dataset, protocol (as `supervised_config`), bits, quick (the embedded digits).
+  Arguments: dataset, protocol (as `supervised_config`), bits, quick (the embedded digits),
+  features (fit on the `features` dataset's vectors as stored: `--config.dataset.data_dir=DIR`).
   """
-  arg = parse_arg(arg, **{'dataset': '', 'bits': 32, 'quick': False, 'protocol': '', **defaults})
+  arg = parse_arg(arg, **{'dataset': '', 'bits': 32, 'quick': False, 'protocol': '', 'features': False, **defaults})
   c = base_config()
   c.method = method
   c.bits = 16 if arg.quick and arg.bits == 32 else arg.bits  # quick: DSH quick's length
@@ -336,9 +381,13 @@ def shallow_config(method: str, arg: str | None, **defaults) -> mlc.ConfigDict:
   c.eval.topk = (1000,)
   # Unset, the dataset is Fashion-MNIST, or the one `protocol` names.
   use_protocol(c, arg.dataset or protocol_dataset(arg.protocol) or 'fashion_mnist', arg.protocol)
-  c.loss.features = 'pixels'  # or a .npy of features, one row per pool image (protocol order)
+  # 'pixels': the dataset's own rows (pixels in [0, 1]; on the features dataset its vectors as
+  # stored), or a .npy of features, one row per pool image (protocol order).
+  c.loss.features = 'pixels'
   if arg.quick:
     c.dataset.name, c.dataset.protocol = 'digits', 'full'
     c.eval.topk = (100,)
+  if arg.features:
+    c.dataset.name = 'features'
   c.eval.pn = (10, 100) if arg.quick else (100, 1000)
   return c

@@ -10,9 +10,27 @@ from hashjax import models
 from hashjax.config import common
 from hashjax.config import resume
 from hashjax.data import augment
+from hashjax.data import feature_views
 from hashjax.data import protocols
 from hashjax.data import sources
 from hashjax.train import optim
+
+
+def _validate_features(c) -> None:
+  """The settings that differ for feature vectors (dataset.name=features): the model, no image
+  preprocessing, feature views instead of image augmentations."""
+  if c.method not in baselines.BASELINES and c.model.name not in models.FEATURE_MODELS:
+    raise ValueError(
+      f'model {c.model.name} takes images; the features dataset holds (N, D) vectors: use '
+      f"--config.model.name={' or '.join(models.FEATURE_MODELS)} (the configs' :features variants set it)"
+    )
+  if c.image_size:
+    raise ValueError(f'image_size={c.image_size} resizes images; feature vectors take image_size=0')
+  if c.normalize not in feature_views.NORMALIZATIONS:
+    raise ValueError(
+      f'normalize={c.normalize!r} is for images; feature vectors take {" or ".join(feature_views.NORMALIZATIONS)}'
+    )
+  feature_views.check(c.augment, c.feature_views)
 
 
 def validate(c) -> None:
@@ -31,7 +49,10 @@ def validate(c) -> None:
     raise ValueError(f'unknown protocol {c.dataset.protocol!r}; valid names: {", ".join(sorted(protocols.RECIPES))}')
   if c.dataset.reads not in common.DATASET_READS:
     raise ValueError(f'unknown dataset.reads {c.dataset.reads!r}; valid names: {", ".join(common.DATASET_READS)}')
-  augment.get(c.augment)
+  if c.dataset.name in sources.FEATURE_SOURCES:
+    _validate_features(c)
+  else:
+    augment.get(c.augment)
   if c.optimizer.name not in optim.OPTIMIZERS:
     raise ValueError(f'unknown optimizer {c.optimizer.name!r}; valid names: {", ".join(optim.OPTIMIZERS)}')
   if not isinstance(c.bits, int) or c.bits <= 0:

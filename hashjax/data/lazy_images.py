@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from hashjax.data import feature_rows
+
 
 class LazyImages:
   """A uint8 (N, H, W, C) array-like over `read(i) -> (H, W, C)` for the rows `rows` of a source."""
@@ -75,16 +77,18 @@ class LazyImages:
     return np.asarray(self).reshape(*shape)
 
 
-def concatenate(parts: Sequence) -> np.ndarray | LazyImages:
-  """np.concatenate, lazily if any part is lazy."""
+def concatenate(parts: Sequence) -> np.ndarray | LazyImages | feature_rows.FeatureRows:
+  """np.concatenate, lazily if any part is lazy (a view, for memory-mapped feature vectors)."""
+  if any(isinstance(p, feature_rows.FeatureRows) for p in parts):
+    return feature_rows.FeatureRows.concatenate(parts)
   if any(isinstance(p, LazyImages) for p in parts):
     return LazyImages.concatenate([p if isinstance(p, LazyImages) else _wrap(p) for p in parts])
   return np.concatenate(parts)
 
 
 def take(images, indices):
-  """images[indices], a lazy view for LazyImages."""
-  return images.subset(indices) if isinstance(images, LazyImages) else images[indices]
+  """images[indices], a lazy view for LazyImages and FeatureRows."""
+  return images.subset(indices) if isinstance(images, (LazyImages, feature_rows.FeatureRows)) else images[indices]
 
 
 def _wrap(array: np.ndarray) -> LazyImages:

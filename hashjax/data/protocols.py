@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from hashjax.data import feature_rows
 from hashjax.data import lazy_images
 from hashjax.data import sources as sources_lib
 
@@ -19,7 +20,9 @@ from hashjax.data import sources as sources_lib
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   name: str
-  images: np.ndarray  # the pool, uint8 (N, H, W, C); a lazy_images.LazyImages with per-process reads
+  # The pool: uint8 images (N, H, W, C) (a lazy_images.LazyImages with per-process reads), or the
+  # `features` dataset's float vectors (N, D), a memory-mapped feature_rows.FeatureRows.
+  images: np.ndarray
   labels: np.ndarray  # (N,) class ids or (N, C) multi-hot
   num_classes: int
   train: np.ndarray  # indices into the pool
@@ -28,6 +31,11 @@ class Protocol:
   seed: int
   description: str
   origin: str = ''
+
+  @property
+  def is_features(self) -> bool:
+    """Whether the pool holds feature vectors (N, D) rather than images."""
+    return feature_rows.is_features(self.images)
 
   def summary(self) -> dict:
     return {

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 
+import ml_dtypes
 import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
   """One split. images: uint8 (N, H, W, C), in memory or a lazy_images.LazyImages (read when
-  indexed); labels: int32 (N,) class ids (-1: unlabelled) or 0/1 multi-hot (N, C), always in memory."""
+  indexed), or, for the `features` dataset only, float feature vectors (N, D) (a
+  feature_rows.FeatureRows over memory-mapped files: formats/features.py); labels: int32 (N,)
+  class ids (-1: unlabelled) or 0/1 multi-hot (N, C), always in memory."""
 
   images: np.ndarray
   labels: np.ndarray
 
   def __post_init__(self):
-    if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise ValueError(f'images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}')
+    features = self.images.ndim == 2 and (
+      np.issubdtype(self.images.dtype, np.floating) or self.images.dtype == ml_dtypes.bfloat16
+    )
+    if not features and (self.images.ndim != 4 or self.images.dtype != np.uint8):
+      raise ValueError(
+        f'images must be uint8 (N, H, W, C) or float feature vectors (N, D), got {self.images.dtype} '
+        f'{self.images.shape}'
+      )
     if len(self.images) != len(self.labels):
       raise ValueError(f'{len(self.images)} images but {len(self.labels)} labels')
 

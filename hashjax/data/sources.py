@@ -18,11 +18,14 @@ The source is picked by name through the explicit `SOURCES` dict:
     `dataset.list_dir` (default: data_dir), images under data_dir.
   * `image_folder`: one subfolder per class, optionally under train/ test/ database/
     (formats/image_folder.py).
+  * `features`: precomputed feature vectors (N, D) and labels, memory-mapped from `.npz` / `.npy`
+    files in `data_dir` (formats/features.py; `python -m hashjax.extract_features` writes them).
+    Its splits' `images` are float `feature_rows.FeatureRows`, not uint8 images (FEATURE_SOURCES).
 Every loader takes (data_dir, lazy) and the dataset options it reads (`OPTIONS`). lazy=True keeps a
 tfds split's images as a `lazy_images.LazyImages` over its records, so that each process decodes
 only the images it indexes (its share of every batch; labels are read for all records). Image lists
 and folders are always lazy (decoded and resized to `dataset.decode_size` when indexed), STL-10's
-unlabelled split is always memory-mapped; digits, IDX files, CIFAR and STL-10's labelled splits are
+unlabelled split and the feature vectors are always memory-mapped; digits, IDX files, CIFAR and STL-10's labelled splits are
 small and always in memory.
 """
 
@@ -39,6 +42,7 @@ import numpy as np
 from hashjax.data import lazy_images
 from hashjax.data import source_types
 from hashjax.data.formats import cifar_python
+from hashjax.data.formats import features
 from hashjax.data.formats import image_folder
 from hashjax.data.formats import image_list
 from hashjax.data.formats import stl10_binary
@@ -233,7 +237,11 @@ SOURCES: dict[str, Callable[..., Source]] = {
   'voc2012': functools.partial(image_list.load, 'voc2012'),
   'image_list': functools.partial(image_list.load, 'image_list'),
   'image_folder': functools.partial(image_folder.load, 'image_folder'),
+  'features': functools.partial(features.load, 'features'),
 }
+# The sources whose splits hold float feature vectors (N, D) instead of uint8 images (N, H, W, C):
+# no pixel normalisation, no image augmentation, models that take vectors (config/validate.py).
+FEATURE_SOURCES = ('features',)
 
 # `dataset.*` config keys a source reads besides data_dir; '' / 0 / None mean unset. Each dataset
 # takes only its own, so a key that would be silently ignored fails instead.

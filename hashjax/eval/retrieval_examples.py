@@ -10,7 +10,6 @@ import numpy as np
 from PIL import Image
 
 from hashjax import methods
-from hashjax import models
 from hashjax.eval import evaluator
 from hashjax.eval import plots
 from hashjax.eval import workdir_eval
@@ -19,8 +18,6 @@ from hashjax.retrieval import codes as codes_lib
 from hashjax.retrieval import hash_table
 from hashjax.retrieval import metrics as metrics_lib
 from hashjax.retrieval import search
-from hashjax.train import step as train_step
-from hashjax.train import trainer
 from hashjax.workdir import run_files
 
 
@@ -64,6 +61,11 @@ def make_retrieval_grid(
   that Hamming radius, nearest first, up to k (blank cells where a query has fewer)."""
   config, run, params, step = workdir_eval.load_run(workdir, step)
   protocol, bs = run.protocol, config.eval.batch_size
+  if protocol.is_features:
+    raise ValueError(
+      f'{workdir} was trained on feature vectors, which have no images to draw: use --per_class N '
+      f'(Hamming and coarse-to-fine metrics) or python -m hashjax.evaluate --workdir {workdir}'
+    )
   _check_k(k, len(protocol.database))
   db = evaluator.encode_set(run.encode, params, protocol.images, protocol.database, bs, run.data_sharding)
   if query_image:
@@ -144,26 +146,14 @@ def sample_per_class(labels: np.ndarray, query: np.ndarray, per_class: int, seed
 
 
 def make_feature_encoder(config, run):
-  """Jitted `encode(params, uint8 images) -> [codes | features]` (one array, bits + D columns, so
-  `evaluator.encode_set` gathers it): the run's network called with `with_features=True`."""
-  protocol = run.protocol
-  h, w, c = protocol.images.shape[1:]
-  size = config.image_size or None
-  graphdef, _ = models.build(
-    config.model,
-    config.bits,
-    (size, size, c) if size else (h, w, c),
-    jax.random.key(0),
-    num_classes=protocol.num_classes,
-  )
-  network = models.make_forward(graphdef)
-  mean, std = trainer.normalization(config.normalize, protocol)
-  preprocess = train_step.make_preprocess(mean, std, size, 'none')
+  """Jitted `encode(params, images) -> [codes | features]` (one array, bits + D columns, so
+  `evaluator.encode_set` gathers it): the run's network called with `with_features=True`, on its
+  preprocessed inputs (images or feature vectors: `trainer.build`)."""
+  forward, preprocess = run.ctx.forward, run.ctx.preprocess
   to_codes = methods.get(config.method).to_codes
 
   def encode(params, images):
-    # The trainer's params are {'model': network, 'method': the method's own} (trainer.build).
-    features, outputs = network(params['model'], preprocess(images, train=False), train=False, with_features=True)
+    features, outputs = forward(params, preprocess(images, train=False), train=False, with_features=True)
     return jnp.concatenate([to_codes(outputs), features.reshape(features.shape[0], -1)], axis=1)
 
   repl = jax.sharding.NamedSharding(run.mesh, jax.sharding.PartitionSpec())

@@ -49,7 +49,7 @@ class Context:
   config: ml_collections.ConfigDict
   protocol: object  # hashjax.data.protocols.Protocol
   forward: Callable | None = None  # forward(params, images, *, train, ...) -> outputs
-  preprocess: Callable | None = None  # preprocess(uint8 images, rng, *, train) -> network input
+  preprocess: Callable | None = None  # preprocess(uint8 images or feature vectors, rng, *, train) -> network input
   params_sharding: jax.sharding.Sharding | None = None
   batch_sharding: jax.sharding.Sharding | None = None
 

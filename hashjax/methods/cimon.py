@@ -195,7 +195,7 @@ def validate(ctx) -> None:
     raise ValueError(f'unknown loss.eigen_solver {config.eigen_solver!r}; valid: {", ".join(spectral.EIGEN_SOLVERS)}')
   if config.assign_labels not in spectral.ASSIGN_LABELS:
     raise ValueError(f'unknown loss.assign_labels {config.assign_labels!r}; valid: {", ".join(spectral.ASSIGN_LABELS)}')
-  cimon_features.check(config)
+  cimon_features.check(config, is_features=ctx.protocol.is_features)
   if config.kmeans_restarts < 1 or config.kmeans_iters < 1:
     raise ValueError(
       f'loss.kmeans_restarts and loss.kmeans_iters must be >= 1; got {config.kmeans_restarts}, {config.kmeans_iters}'
@@ -243,6 +243,10 @@ def batch_extras(ctx, params):
   checkpoint and every device holding them.
   """
   protocol = ctx.protocol
+  if ctx.loss.graph == 'batch' and ctx.loss.graph_features == 'features':
+    # The stored vectors, gathered per batch from the memory map (no copy of the training set).
+    train = protocol.train
+    return lambda positions: {'graph_features': cimon_features.rows(protocol.images, train[positions])}
   fixed = cimon_features.fixed_features(ctx.loss, protocol.images, protocol.train)
   if ctx.loss.graph == 'batch':
     return None if fixed is None else (lambda positions: {'graph_features': fixed[positions]})

@@ -22,6 +22,7 @@ from hashjax.models import backbones
 from hashjax.models import cimon_head
 from hashjax.models import dlbhc
 from hashjax.models import dsh_net
+from hashjax.models import mlp
 
 # ImageNet backbones + hash head (models/backbones/): alexnet, vgg_f, vgg11[_bn], vgg16[_bn], vgg19[_bn],
 # resnet18/34/50/101, googlenet, vit_b_16, vit_l_16, dinov2_vits14[_reg], dinov2_vitb14[_reg].
@@ -35,7 +36,12 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
   # DLBHC: features -> latent sigmoid layer -> classifier; outputs {'latent', 'logits'} (models/dlbhc.py).
   'dlbhc_dsh_net': dlbhc.DLBHCDSHNet,
   **{f'dlbhc_{name}': dlbhc.dlbhc_net(name) for name in BACKBONE_MODELS},
+  # Feature vectors (the `features` dataset): an MLP hash head (models/mlp.py), and DLBHC's head on it.
+  'mlp': mlp.MLPHashNet,
+  'dlbhc_mlp': dlbhc.DLBHCMLP,
 }
+# The models that take feature vectors (B, D): the only ones a `features` dataset trains (config/validate.py).
+FEATURE_MODELS = ('mlp', 'dlbhc_mlp')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # The model names whose backbone `model.pretrained` fills, with the `python -m hashjax.weights
 # convert --arch` of their weights.
@@ -44,6 +50,20 @@ PRETRAINED_ARCH = {
   **{f'dlbhc_{name}': name for name in BACKBONE_MODELS},
 }
 NO_WEIGHTS = 'none'  # model.pretrained=none: random initialisation on purpose
+# What `features_only=True` (make_forward) returns per model: the feature layer that
+# `python -m hashjax.extract_features` writes. The autoencoder has none (its bottleneck is the code).
+FEATURE_LAYERS = {
+  'dsh_net': 'fc1 after its ReLU (500 x width)',
+  'dsh_net_tanh': 'fc1 before its ReLU (what CIMON builds its graph from)',
+  'dlbhc_dsh_net': "fc1 after its ReLU (DLBHC's fc7)",
+  **{
+    name: "the backbone's feature layer (backbones/__init__.py: fc7 pre-ReLU, pooled vector, class token)"
+    for name in BACKBONE_MODELS
+  },
+  **{f'dlbhc_{name}': "the backbone's feature layer" for name in BACKBONE_MODELS},
+  'mlp': 'the last hidden layer after its activation (the input with hidden=())',
+  'dlbhc_mlp': 'the last hidden layer after its activation',
+}
 
 
 def pretrained_dir(model_config) -> str:
@@ -147,6 +167,9 @@ def make_forward(graphdef):
   (penultimate features, outputs) from one pass.
   `reconstruct_slope=b` (for autoencoders) returns `model.reconstruct(images, b)`, i.e.
   (bottleneck z, codes tanh(b z), reconstruction), so a loss stays model-agnostic.
+  `features_only=True` returns `model.features(images)` alone, the network's feature layer in eval
+  mode (`FEATURE_LAYERS` says which; hashjax.extract_features); a model without one fails naming
+  the models that have one.
   """
   constants = ()
   if isinstance(graphdef, GraphDefWithConstants):
@@ -160,8 +183,15 @@ def make_forward(graphdef):
     rng: jax.Array | None = None,
     with_features: bool = False,
     reconstruct_slope: jax.Array | float | None = None,
+    features_only: bool = False,
   ):
     model = nnx.merge(graphdef, params, *constants)
+    if features_only:
+      if not hasattr(model, 'features'):
+        raise ValueError(
+          f'{type(model).__name__} has no feature layer; models with one: {", ".join(sorted(FEATURE_LAYERS))}'
+        )
+      return model.features(images).astype(jnp.float32)
     if with_features:
       return model(images, train=train, rng=rng, with_features=True)
     if reconstruct_slope is not None:

@@ -35,6 +35,10 @@ class DSHTanhNet(nnx.Module):
   ):
     self.backbone = dsh_net.DSHNet(bits, image_shape, width=width, dtype=dtype, rngs=rngs)
 
+  def features(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+    del train, rng  # no dropout or batch norm in this network
+    return dsh_fc_pre_relu(self.backbone, x).astype(jnp.float32)  # as with_features
+
   def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     del train, rng  # no dropout or batch norm in this network
     fc = dsh_fc_pre_relu(self.backbone, x)

@@ -13,6 +13,9 @@ Two bodies, one head:
     loads the backbone as for every other backbone model, and adds the classifier.
   * `DLBHCDSHNet` (model `dlbhc_dsh_net`): the small DSH network for quick runs; its fc1 (500,
     after ReLU) plays fc7 and its fc2 the latent layer.
+  * `DLBHCMLP` (model `dlbhc_mlp`): on feature vectors (the `features` dataset), the hidden layers
+    of models/mlp.py play the backbone (their last activations are fc7), then dropout, the latent
+    layer and the classifier; with hidden=() the latent layer reads the input features.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import jax.numpy as jnp
 
 from hashjax.models import backbones
 from hashjax.models import dsh_net
+from hashjax.models import mlp
 from hashjax.models.backbones import layers
 
 
@@ -94,11 +98,54 @@ class DLBHCDSHNet(nnx.Module):
     self.backbone = dsh_net.DSHNet(bits, image_shape, width=width, dtype=dtype, rngs=rngs)
     self.classifier = layers.torch_linear(bits, num_classes, dtype=dtype, rngs=rngs)
 
+  def features(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+    del train, rng  # no dropout or batch norm in this network
+    return self.backbone.features(x).astype(jnp.float32)  # fc1 after its ReLU, as with_features
+
   def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
     del train, rng  # no dropout or batch norm in this network
     fc = self.backbone.features(x)  # fc1 after its ReLU
     out = _head(self.backbone.fc2(fc), self.classifier)
     return (fc.astype(jnp.float32), out) if with_features else out
+
+
+class DLBHCMLP(nnx.Module):
+  """MLP hidden layers (models/mlp.py `MLPBody`), dropout, latent layer of `bits` sigmoid units, classifier."""
+
+  def __init__(
+    self,
+    bits: int,
+    input_shape: tuple[int, ...],
+    *,
+    num_classes: int = 0,
+    hidden: tuple[int, ...] = (1024,),
+    activation: str = 'relu',
+    dropout: float = 0.0,
+    norm: str = 'none',
+    head_dropout: float = 0.5,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    num_classes = _check_classes(num_classes)
+    hidden = mlp.check(hidden, activation, dropout, norm, 'none')
+    if not 0 <= head_dropout < 1:
+      raise ValueError(f'model.head_dropout must be in [0, 1), got {head_dropout}')
+    self.body = mlp.MLPBody(
+      input_shape, hidden, activation=activation, dropout=dropout, norm=norm, dtype=dtype, rngs=rngs
+    )
+    self.head = nnx.Linear(self.body.num_features, bits, dtype=dtype, rngs=rngs)
+    self.classifier = layers.torch_linear(bits, num_classes, dtype=dtype, rngs=rngs)
+    self.head_dropout = head_dropout
+
+  def features(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None) -> jax.Array:
+    del train, rng  # features are taken in eval mode
+    return self.body(x).astype(jnp.float32)
+
+  def __call__(self, x: jax.Array, *, train: bool = False, rng: jax.Array | None = None, with_features: bool = False):
+    body_rng, head_rng = jax.random.split(rng) if (train and rng is not None) else (None, None)
+    fc7 = self.body(x, train=train, rng=body_rng)
+    out = _head(self.head(layers.dropout(fc7, self.head_dropout, head_rng, train)), self.classifier)
+    return (fc7.astype(jnp.float32), out) if with_features else out
 
 
 def dlbhc_net(arch: str):

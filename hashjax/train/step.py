@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from hashjax.data import augment
+from hashjax.data import feature_views
 
 
 @struct.dataclass
@@ -50,6 +51,22 @@ def make_preprocess(mean, std, image_size: int | None, augmentation: str):
     x = augment.normalize(images, mean, std)
     x = augment.resize(x, image_size)
     return aug(x, rng) if train else x
+
+  return preprocess
+
+
+def make_feature_preprocess(mean, std, augmentation: str, views_config):
+  """float (B, D) feature batch + key -> normalised float batch (a random view when `train` and
+  `augmentation` is 'feature_views'; hashjax/data/feature_views.py). Same signature as
+  `make_preprocess`'s function."""
+  mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+  strengths = dict(dropout=float(views_config.dropout), noise=float(views_config.noise), mix=float(views_config.mix))
+
+  def preprocess(features, rng=None, *, train: bool):
+    x = feature_views.normalize(features, mean, std)
+    if train and augmentation == 'feature_views':
+      return feature_views.views(x, rng, **strengths)
+    return x
 
   return preprocess
 

@@ -30,6 +30,7 @@ from hashjax.baselines import run as baseline_run
 from hashjax.cli import errors
 from hashjax.config import resume as config_resume
 from hashjax.config import validate as config_validate
+from hashjax.data import feature_views
 from hashjax.data import lazy_images
 from hashjax.data import pipeline
 from hashjax.data import protocols
@@ -70,9 +71,32 @@ def image_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)) + 1e-6
 
 
+FEATURE_STATS_ROWS = 65536  # at most this many training rows (evenly spaced) give the feature statistics
+
+
+def feature_stats(protocol: protocols.Protocol) -> tuple[np.ndarray, np.ndarray]:
+  """Per-dimension mean and std (float32, (D,)) of the training feature vectors, from at most
+  FEATURE_STATS_ROWS of them evenly spaced over the training set (every row below that)."""
+  train = protocol.train[:: max(1, -(-len(protocol.train) // FEATURE_STATS_ROWS))]
+  rows = np.asarray(protocol.images[np.sort(train)], np.float64)
+  return rows.mean(axis=0).astype(np.float32), (rows.std(axis=0) + 1e-6).astype(np.float32)
+
+
 def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel (mean, std): the training images' own ('dataset') or ImageNet's ('imagenet', what
-  pretrained backbones expect; RGB only)."""
+  pretrained backbones expect; RGB only). Feature vectors: per-dimension (mean, std) of the
+  training rows ('dataset': standardisation, `feature_stats`) or (0, 1) ('none': as stored);
+  hashjax/data/feature_views.py."""
+  if protocol.is_features:
+    if name not in feature_views.NORMALIZATIONS:
+      raise ValueError(
+        f'normalize={name!r} is for images; feature vectors take {" or ".join(feature_views.NORMALIZATIONS)} '
+        f'(dataset: per-dimension standardisation)'
+      )
+    if name == 'dataset':
+      return feature_stats(protocol)
+    width = protocol.images.shape[1]
+    return np.zeros(width, np.float32), np.ones(width, np.float32)
   if name == 'dataset':
     return image_stats(lazy_images.take(protocol.images, protocol.train))
   if name == 'imagenet':
@@ -82,7 +106,7 @@ def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, 
         f'channel(s): use normalize=dataset'
       )
     return np.asarray(models.backbones.IMAGENET_MEAN), np.asarray(models.backbones.IMAGENET_STD)
-  raise ValueError(f'unknown normalize {name!r}; valid names: dataset, imagenet')
+  raise ValueError(f'unknown normalize {name!r}; valid names: dataset, imagenet (none: feature vectors only)')
 
 
 class _Preemption:
@@ -200,9 +224,12 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
   data_sh, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
 
   mean, std = normalization(config.normalize, protocol)
-  h, w, c = protocol.images.shape[1:]
   size = config.image_size or None
-  image_shape = (size, size, c) if size else (h, w, c)
+  if protocol.is_features:  # (D,): the models that take vectors (config/validate.py)
+    image_shape = protocol.images.shape[1:]
+  else:
+    h, w, c = protocol.images.shape[1:]
+    image_shape = (size, size, c) if size else (h, w, c)
   model_key, method_key = jax.random.split(jax.random.key(config.seed))
   graphdef, model_params = models.build(
     config.model, config.bits, image_shape, model_key, num_classes=protocol.num_classes
@@ -218,7 +245,10 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
     params, init_step = checkpoint_lib.load_params(config.init_from, params)
   network = models.make_forward(graphdef)
   forward = lambda params, images, **kwargs: network(params['model'], images, **kwargs)
-  preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
+  if protocol.is_features:
+    preprocess = train_step_lib.make_feature_preprocess(mean, std, config.augment, config.feature_views)
+  else:
+    preprocess = train_step_lib.make_preprocess(mean, std, size, config.augment)
   ctx = dataclasses.replace(ctx, forward=forward, preprocess=preprocess, params_sharding=repl, batch_sharding=data_sh)
 
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
