@@ -64,6 +64,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     got = json.load(f)
   for key in ('mAP', 'mAP@50', 'P@10', 'P@H<=2', 'R@H<=2'):
     assert got[key] == pytest.approx(expected[key], rel=1e-6), key  # f32 vs f64 summation paths
+  assert (
+    got['resumed_from_step'] == steps_before[-1] and 'resumed_from_step' not in expected
+  )  # wall_seconds: this process
   (p1, s1), (p2, s2) = final_params(straight), final_params(killed)
   assert s1 == s2 == STEPS
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), p1, p2)

@@ -461,7 +461,9 @@ def _train_and_evaluate(config, workdir: str, lock_note: str | None) -> dict:
     if preempted:
       return {'preempted_at_step': int(state.step)}
     final = run.evaluate_and_log(state.params, int(state.step), writer)
-    final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1), **notes)
+    # wall_seconds counts this process only: a resumed run also says from which step it went on.
+    resumed = {'resumed_from_step': start} if start else {}
+    final.update(step=int(state.step), wall_seconds=round(time.time() - t_start, 1), **resumed, **notes)
     run_files.write_json(workdir, 'final_metrics.json', final)
     writer.message(f'final step {final["step"]}: {run_files.format_metrics(final)}; workdir {workdir}')
     return final
