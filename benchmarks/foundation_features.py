@@ -16,7 +16,7 @@ supervised method's :features variant and the training-free baselines, with wall
    code length; query = the 10k test images, database = the 60k training images, mAP@all, stable
    ties, one seed.
 Every cell is a workdir under --out (a rerun skips finished cells); the table (markdown) and
-results.json go to --out. The 2-core CPU numbers are in BENCHMARKS.md ("Foundation-model features")
+results.json go to --out. The 2-core CPU numbers are in BENCHMARKS.md ("Hashing precomputed features")
 and benchmarks/notes/foundation_features.md.
 """
 
