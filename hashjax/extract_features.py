@@ -21,7 +21,6 @@ from absl import logging
 from ml_collections import config_flags
 
 from hashjax.cli import command
-from hashjax.config import files as config_files
 from hashjax.eval import features
 from hashjax.parallel import distributed
 
@@ -67,19 +66,7 @@ def main(argv):
   sys.exit(command.run(extract, verbose=verbose))
 
 
-def check_argv(argv):
-  """Catches a mistyped `--config.key` before absl does, with the list of valid keys (as main.py)."""
-  specs = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
-  specs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--config']
-  if specs:
-    try:
-      config_files.check_override_keys(config_files.load_config_file(specs[-1]), argv)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-      print(f'error: {command.describe(e)}', file=sys.stderr)
-      sys.exit(2)
-
-
 if __name__ == '__main__':
   flags.mark_flag_as_required('out')
-  check_argv(sys.argv)
+  command.check_config_overrides(sys.argv)
   app.run(main)

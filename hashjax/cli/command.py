@@ -19,6 +19,7 @@ import os
 import sys
 
 from hashjax.cli import errors
+from hashjax.config import files as config_files
 
 VERBOSITY_HELP = 'any value (e.g. 0): full tracebacks and library logs instead of one line per error'
 _quiet = False  # quiet_library_noise() has run in this process
@@ -108,3 +109,17 @@ def run(fn: Callable[[], int | None], *, verbose: bool) -> int:
       raise
     print(f'error: {describe(e)} (traceback: --verbosity=0)', file=sys.stderr, flush=True)
     return 2
+
+
+def check_config_overrides(argv: list[str]) -> None:
+  """Catches a mistyped `--config.key` before absl does (whose message lists no valid keys): one
+  line naming the valid keys, exit status 2. For the commands that take `--config` (main,
+  extract_features); call it on sys.argv before app.run."""
+  specs = [a.split('=', 1)[1] for a in argv if a.startswith('--config=')]
+  specs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == '--config']
+  if specs:
+    try:
+      config_files.check_override_keys(config_files.load_config_file(specs[-1]), argv)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+      print(f'error: {describe(e)}', file=sys.stderr)
+      sys.exit(2)
