@@ -21,6 +21,7 @@ error; a worker that dies ends it with grain's error, never a silent stall.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
 import os
 import queue
@@ -29,6 +30,7 @@ import time
 
 from absl import flags
 import grain
+from grain._src.python.ipc import shared_memory_array
 import jax
 
 from hashjax.data import lazy_images
@@ -57,6 +59,23 @@ def grain_iterator(dataset: grain.MapDataset, workers: int, buffer: int) -> Iter
       flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer))
   return iter(it)
+
+
+def _finish_shared_memory_unlinks() -> None:
+  """At exit: the shared memory of the last batches workers handed over is unlinked by grain in a
+  background thread pool; a process that exits first leaves them to Python's resource tracker,
+  which removes them but prints 'There appear to be N leaked shared_memory objects' after every run.
+  Finish those unlinks, and make any later one synchronous."""
+  array = shared_memory_array.SharedMemoryArray
+  pool = getattr(array, '_del_thread_pool', None)
+  if pool is None:
+    return
+  array._disable_async_del()  # pylint: disable=protected-access
+  pool.close()
+  pool.join()
+
+
+atexit.register(_finish_shared_memory_unlinks)
 
 
 class Feed:

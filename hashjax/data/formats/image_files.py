@@ -29,7 +29,9 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png')  # what image_folder picks up (any ca
 def decode(path: str, size: int) -> np.ndarray:
   """uint8 (size, size, 3): the file decoded by PIL, converted to RGB and resized (bilinear) if needed."""
   with Image.open(path) as image:
-    image = image.convert('RGB')
+    image.load()
+    # convert() copies even an RGB image; most JPEGs are RGB already, so skip that copy (same pixels).
+    image = image if image.mode == 'RGB' else image.convert('RGB')
   if image.size != (size, size):
     image = image.resize((size, size), Image.Resampling.BILINEAR)
   return np.asarray(image, np.uint8)
