@@ -20,7 +20,6 @@ from ml_collections import config_flags
 
 from hashjax.cli import command
 from hashjax.config import validate as config_validate
-from hashjax.data import pipeline
 from hashjax.data import streaming
 from hashjax.parallel import sharding
 from hashjax.train import trainer
@@ -35,14 +34,7 @@ def measure(config, batches: int, skip: int) -> dict:
   config_validate.validate(config)
   protocol = trainer.load_protocol(config)
   mesh = sharding.make_mesh(config.num_devices or None)
-  train = pipeline.TrainBatches(
-    protocol.images,
-    protocol.labels,
-    protocol.train,
-    config.batch_size,
-    seed=config.seed,
-    skip_unreadable=config.dataset.skip_unreadable,
-  )
+  train = trainer.train_batches(config, protocol)
   with streaming.Feed(
     train,
     0,

@@ -82,6 +82,20 @@ def feature_stats(protocol: protocols.Protocol) -> tuple[np.ndarray, np.ndarray]
   return rows.mean(axis=0).astype(np.float32), (rows.std(axis=0) + 1e-6).astype(np.float32)
 
 
+def train_batches(config, protocol: protocols.Protocol, extras=None) -> pipeline.TrainBatches:
+  """The training batches of a run: `build` trains on them, `python -m hashjax.data.throughput`
+  times them, so both read the input the same way."""
+  return pipeline.TrainBatches(
+    protocol.images,
+    protocol.labels,
+    protocol.train,
+    config.batch_size,
+    seed=config.seed,
+    extras=extras,
+    skip_unreadable=config.dataset.skip_unreadable,
+  )
+
+
 def normalization(name: str, protocol: protocols.Protocol) -> tuple[np.ndarray, np.ndarray]:
   """Per-channel (mean, std): the training images' own ('dataset') or ImageNet's ('imagenet', what
   pretrained backbones expect; RGB only). Feature vectors: per-dimension (mean, std) of the
@@ -253,15 +267,7 @@ def build(config, protocol: protocols.Protocol | None = None, *, for_training: b
 
   # Hook: a method may attach host-side data to each batch (CIMON graph=global: its graph's blocks).
   extras = method.batch_extras(ctx, params) if method.batch_extras is not None and for_training else None
-  batches = pipeline.TrainBatches(
-    protocol.images,
-    protocol.labels,
-    protocol.train,
-    config.batch_size,
-    seed=config.seed,
-    extras=extras,
-    skip_unreadable=config.dataset.skip_unreadable,
-  )
+  batches = train_batches(config, protocol, extras)
   total_steps = config.num_steps or config.num_epochs * batches.steps_per_epoch
   # Evaluation needs no optimizer (and an old run's lr_multipliers may name groups that moved).
   tx = optim.build(config.optimizer, total_steps, batches.steps_per_epoch, params) if for_training else None
