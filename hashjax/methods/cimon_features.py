@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from hashjax.baselines import _common
+from hashjax.data import feature_rows
 
 SOURCES = ('network', 'pixels', 'pca', 'features')
 _MAX_SIDE = 32  # larger images are average-pooled first: the covariance stays <= 3072 x 3072
@@ -80,14 +81,14 @@ def pixels(images: np.ndarray) -> np.ndarray:
 
 def rows(images: np.ndarray, indices: np.ndarray) -> np.ndarray:
   """(len(indices), D) float32: pooled pixels of images (`pixels`), or feature vectors as stored."""
-  if images.ndim == 2:  # the features dataset (a memory-mapped feature_rows.FeatureRows)
+  if feature_rows.is_features(images):  # the features dataset (a memory-mapped FeatureRows)
     return np.asarray(images[indices], np.float32)
   return pixels(images[indices])
 
 
 def fixed_features(loss_config, images: np.ndarray, indices: np.ndarray) -> np.ndarray | None:
   """(len(indices), D) float32 graph features of images[indices] in that order; None for 'network'."""
-  source = check(loss_config, is_features=images.ndim == 2)
+  source = check(loss_config, is_features=feature_rows.is_features(images))
   if source == 'network':
     return None
   x = rows(images, indices)
